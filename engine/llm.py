@@ -23,6 +23,13 @@ class LLM:
         self.engine = LLMEngine(EngineConfig.from_kwargs(model=model, **kwargs), progress=progress)
         self._counter = 0
 
+    @classmethod
+    def from_engine(cls, engine: LLMEngine) -> "LLM":
+        """Wrap an existing engine (tests reuse one loaded model across engine configs)."""
+        llm = cls.__new__(cls)
+        llm.engine, llm._counter = engine, 0
+        return llm
+
     def get_tokenizer(self):
         return self.engine.tokenizer
 
