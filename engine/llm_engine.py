@@ -179,7 +179,7 @@ class LLMEngine:
                 status, req.stop_reason = RequestStatus.FINISHED_STOPPED, req.detokenizer.stop_reason
             out = EngineOutput(req.parent_id, req.index, [tok], delta, new_logprobs=new_lp)
             if status is not None:
-                out.delta_text += req.detokenizer.flush() if hasattr(req.detokenizer, "flush") else ""
+                out.delta_text += req.detokenizer.flush()
                 self.scheduler.finish_request(req, status)
                 out.finished, out.finish_reason, out.stop_reason = True, FINISH_REASON[status], req.stop_reason
                 out.num_cached_tokens = max(req.num_cached_tokens, 0)
@@ -199,7 +199,7 @@ class LLMEngine:
                 return RequestStatus.FINISHED_STOPPED, True
         if req.matcher is not None and req.matcher.is_terminated():
             return RequestStatus.FINISHED_STOPPED, tok in self.eos_token_ids
-        if n_out >= p.max_tokens or req.num_tokens >= self.max_model_len:
+        if (p.max_tokens is not None and n_out >= p.max_tokens) or req.num_tokens >= self.max_model_len:
             return RequestStatus.FINISHED_LENGTH, False
         return None, False
 
@@ -207,14 +207,14 @@ class LLMEngine:
         if req.params.logprobs is None or ro.logprobs is None:
             return None
         lp = ro.logprobs[row]
-        dec = self.tokenizer.decode
+        dec = req.detokenizer.detokenize_logprob_token
         entry: dict[int, Logprob] = {}
         k = req.params.logprobs
         if k and ro.top_ids is not None:
             for rank, (tid, tlp) in enumerate(zip(ro.top_ids[row][:k], ro.top_logprobs[row][:k]), start=1):
-                entry[tid] = Logprob(tlp, rank, dec([tid]))
+                entry[tid] = Logprob(tlp, rank, dec(tid))
         if tok not in entry:
-            entry = {tok: Logprob(lp, None, dec([tok])), **entry}
+            entry = {tok: Logprob(lp, None, dec(tok)), **entry}
         req.logprobs.append(entry)
         req.cumulative_logprob += lp
         return [entry]
