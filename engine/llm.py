@@ -114,5 +114,5 @@ class LLM:
                 d[t].logprob for d, t in zip(o.new_logprobs, o.new_token_ids)
             )
         if o.finished:
-            c.finish_reason, c.stop_reason = o.finish_reason, o.stop_reason
+            c.finish_reason, c.stop_reason, c.error = o.finish_reason, o.stop_reason, o.error
             ro.num_cached_tokens = max(ro.num_cached_tokens, o.num_cached_tokens)

@@ -10,6 +10,7 @@ server both build on these deltas.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import itertools
 import logging
 import random
@@ -27,6 +28,7 @@ from engine.outputs import Logprob
 from engine.request import FINISH_REASON, Request, RequestStatus
 from engine.sampling_params import SamplingParams
 from engine.scheduler import Scheduler
+from engine.structured import StructuredOutputManager
 
 logger = logging.getLogger("gramserve.engine")
 
@@ -81,8 +83,9 @@ class LLMEngine:
         self.stats = EngineStats()
         self._ids = itertools.count()
         self._children: dict[str, list[str]] = {}  # user request id -> sub-request ids
-        # structured outputs plug in here: (requests) -> bitmask rows, and per-token advance
-        self.bitmask_fn: Callable | None = None
+        self.structured = StructuredOutputManager(self.tokenizer, mcfg.vocab_size)
+        self._compiling: dict[str, tuple[Request, Any]] = {}  # sub-request id -> (request, future)
+        self._errors: list[EngineOutput] = []  # requests failed outside a step (grammar errors)
 
     # -- requests ------------------------------------------------------------------------------
     def tokenize_prompt(self, prompt: PromptType) -> tuple[str | None, list[int]]:
@@ -129,6 +132,11 @@ class LLMEngine:
             )
             req.detokenizer = IncrementalDetokenizer(self.tokenizer, token_ids, params)
             subs.append(req)
+        if params.structured_outputs is not None:
+            future = self.structured.submit(params.structured_outputs)  # one compile, cached
+            for req in subs:
+                req.status = RequestStatus.WAITING_FOR_GRAMMAR
+                self._compiling[req.request_id] = (req, future)
         self._children[request_id] = [r.request_id for r in subs]
         for req in subs:
             self.scheduler.add_request(req)
@@ -136,29 +144,51 @@ class LLMEngine:
 
     def abort_request(self, request_id: str) -> None:
         for sub_id in self._children.pop(request_id, []):
+            self._compiling.pop(sub_id, None)
             req = self.scheduler.requests.get(sub_id)
             if req is not None:
                 self.scheduler.finish_request(req, RequestStatus.FINISHED_ABORTED)
 
     def has_unfinished_requests(self) -> bool:
-        return self.scheduler.has_unfinished()
+        return self.scheduler.has_unfinished() or bool(self._errors)
 
     def get_num_unfinished_requests(self) -> int:
         return self.scheduler.num_waiting + self.scheduler.num_running
 
     # -- the step --------------------------------------------------------------------------------
+    def _poll_grammars(self) -> None:
+        """Release requests whose grammar compiled; fail those whose grammar did not."""
+        for sub_id, (req, fut) in list(self._compiling.items()):
+            if not fut.done():
+                continue
+            del self._compiling[sub_id]
+            err = fut.exception()
+            if err is None:
+                req.matcher = fut.result().matcher()
+                req.status = RequestStatus.WAITING
+                continue
+            self.scheduler.finish_request(req, RequestStatus.FINISHED_ERROR)
+            req.error = f"{type(err).__name__}: {err}"
+            self._errors.append(EngineOutput(req.parent_id, req.index, [], "", True, "error", error=req.error))
+            self._forget(req)
+
     def step(self) -> list[EngineOutput]:
+        if self._compiling:
+            self._poll_grammars()
+        errors, self._errors = self._errors, []
         sched = self.scheduler.schedule()
         self.stats.num_preemptions += len(sched.preempted)
         if sched.is_empty:
-            return []
-        run_out = self.runner.execute(sched, self.bitmask_fn)
+            if not errors and self._compiling and not self.scheduler.running:
+                cf.wait([f for _, f in self._compiling.values()], timeout=0.05, return_when=cf.FIRST_COMPLETED)
+            return errors
+        run_out = self.runner.execute(sched, self.structured.fill_bitmask)
         for s in sched.scheduled:
             if s.request.num_computed_tokens < s.request.num_prompt_tokens:
                 self.stats.num_prompt_tokens += min(s.num_new_tokens, s.request.num_prompt_tokens - s.request.num_computed_tokens)
         self.scheduler.update_after_step(sched)
         self.stats.num_steps += 1
-        return self._postprocess(run_out)
+        return errors + self._postprocess(run_out)
 
     def _postprocess(self, run_out: ModelRunnerOutput) -> list[EngineOutput]:
         outputs = []
@@ -169,6 +199,13 @@ class LLMEngine:
                 continue
             if req.first_token_time is None:
                 req.first_token_time = now
+            if req.matcher is not None and not req.matcher.accept_token(tok):
+                # cannot happen when the mask is exact; fail loudly rather than emit invalid output
+                self.scheduler.finish_request(req, RequestStatus.FINISHED_ERROR)
+                req.error = f"internal error: sampled token {tok} was rejected by the grammar"
+                outputs.append(EngineOutput(req.parent_id, req.index, [], "", True, "error", error=req.error))
+                self._forget(req)
+                continue
             req.append_token(tok)
             self.stats.num_generated_tokens += 1
             new_lp = self._record_logprobs(req, row, tok, run_out)

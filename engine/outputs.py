@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 FINISH_STOP = "stop"  # EOS, a stop token id, a stop string, or the grammar terminated
 FINISH_LENGTH = "length"  # max_tokens or the context window
 FINISH_ABORT = "abort"  # the client went away or the request was cancelled
-FINISH_REASONS = frozenset({FINISH_STOP, FINISH_LENGTH, FINISH_ABORT})
+FINISH_ERROR = "error"  # the request alone failed (e.g. its grammar did not compile); see `error`
+FINISH_REASONS = frozenset({FINISH_STOP, FINISH_LENGTH, FINISH_ABORT, FINISH_ERROR})
 
 
 @dataclass
@@ -48,6 +49,7 @@ class CompletionOutput:
     logprobs: SampleLogprobs | None = None
     finish_reason: str | None = None
     stop_reason: int | str | None = None
+    error: str | None = None  # set with finish_reason "error"
 
     def __post_init__(self) -> None:
         if self.finish_reason is not None and self.finish_reason not in FINISH_REASONS:

@@ -1,0 +1,79 @@
+"""Structured outputs inside the engine: compile off the hot path, mask every step, advance.
+
+    add_request(params.structured_outputs=spec)
+        -> compile on a thread pool (grammar.GrammarCompiler caches compiled grammars, LRU)
+        -> the request waits as WAITING_FOR_GRAMMAR; the batch keeps running
+        -> compiled: req.matcher = grammar.matcher(), the request becomes schedulable
+           failed:   the request alone finishes with finish_reason "error" and the GrammarError text
+    each step: fill_bitmask(rows) -> one int32 row per sampled request (all ones when unconstrained)
+    after sampling: matcher.accept_token(token); a terminated matcher finishes the request
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from engine.sampling_params import StructuredOutputsParams
+
+
+class StructuredOutputManager:
+    def __init__(self, tokenizer: Any, vocab_size: int, max_workers: int = 1) -> None:
+        self._tokenizer = tokenizer
+        self.vocab_size = vocab_size  # columns of the model's logits
+        self._compiler = None
+        self._lock = threading.Lock()
+        self._pool = cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grammar-compile")
+        self.num_compiles = 0
+        self.compile_seconds = 0.0
+
+    @property
+    def compiler(self):
+        """The grammar compiler, built on first use (the vocabulary scan costs a moment)."""
+        with self._lock:
+            if self._compiler is None:
+                from grammar import GrammarCompiler, Vocabulary
+
+                self._compiler = GrammarCompiler(Vocabulary.from_tokenizer(self._tokenizer))
+            return self._compiler
+
+    def compile(self, spec: StructuredOutputsParams):
+        """Compile synchronously (raises grammar.GrammarError). Cached by the compiler."""
+        t0 = time.perf_counter()
+        c = self.compiler
+        kind = spec.kind
+        if kind == "json":
+            g = c.compile_json_schema(spec.json)
+        elif kind == "json_object":
+            g = c.compile_json_object()
+        elif kind == "regex":
+            g = c.compile_regex(spec.regex)
+        elif kind == "choice":
+            g = c.compile_choice(list(spec.choice))
+        elif kind == "grammar":
+            g = c.compile_lark(spec.grammar)
+        else:  # pragma: no cover - StructuredOutputsParams validates the kind
+            raise ValueError(f"unknown structured output kind {kind!r}")
+        self.num_compiles += 1
+        self.compile_seconds += time.perf_counter() - t0
+        return g
+
+    def submit(self, spec: StructuredOutputsParams) -> cf.Future:
+        return self._pool.submit(self.compile, spec)
+
+    def fill_bitmask(self, reqs: list) -> np.ndarray | None:
+        """[B, ceil(V/32)] int32 for the sampled rows, or None when no row is constrained."""
+        if not any(r.matcher is not None for r in reqs):
+            return None
+        words = (self.vocab_size + 31) // 32
+        bits = np.full((len(reqs), words), -1, dtype=np.int32)  # all allowed
+        for row, r in enumerate(reqs):
+            if r.matcher is not None:
+                r.matcher.fill_bitmask(bits[row])
+        return bits
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
