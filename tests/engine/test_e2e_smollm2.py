@@ -8,15 +8,12 @@ position HF's logits of the two tokens differ by less than 1e-3 (vLLM's tests al
 """
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
 from engine.config import EngineConfig
 from engine.llm import LLM
 from engine.llm_engine import LLMEngine
-from engine.loader import default_model_path, load_model
 from engine.sampling_params import SamplingParams
 
 pytestmark = pytest.mark.slow
@@ -36,17 +33,13 @@ NEW = 64
 
 
 @pytest.fixture(scope="module")
-def loaded():
-    return load_model(None, dtype="float32", progress=False)
+def loaded(smollm2_loaded):
+    return smollm2_loaded
 
 
 @pytest.fixture(scope="module")
-def hf_model():
-    from transformers import AutoModelForCausalLM
-
-    path = default_model_path()
-    m = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32)
-    return m.eval()
+def hf_model(smollm2_hf):
+    return smollm2_hf
 
 
 @pytest.fixture(scope="module")
