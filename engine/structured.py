@@ -27,6 +27,7 @@ class StructuredOutputManager:
         self._compiler = None
         self._lock = threading.Lock()
         self._pool = cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grammar-compile")
+        self.warmup_seconds = 0.25
         self.num_compiles = 0
         self.compile_seconds = 0.0
 
@@ -57,6 +58,9 @@ class StructuredOutputManager:
             g = c.compile_lark(spec.grammar)
         else:  # pragma: no cover - StructuredOutputsParams validates the kind
             raise ValueError(f"unknown structured output kind {kind!r}")
+        # precompute the masks of the states met first (cached inside the compiled grammar), here
+        # on the compile thread rather than on the first decoding steps of the batch
+        g.warmup(time_budget_s=self.warmup_seconds)
         self.num_compiles += 1
         self.compile_seconds += time.perf_counter() - t0
         return g

@@ -1,0 +1,190 @@
+"""Object and array schemas -> IR.
+
+Objects: declared properties come in the schema's order (optional ones may be skipped), then
+additional properties (when allowed). The member list is a small automaton with one rule per
+(declared index i, members emitted so far c); c saturates at the largest count any bound needs,
+so min/maxProperties are exact and an unconstrained object needs only 2 rules per property.
+Keys of additional properties never spell a declared name (`key_not_in`), so a declared
+property's schema cannot be bypassed.
+
+Arrays: prefixItems one by one, then `items` repeated, with minItems/maxItems as exact counts.
+"""
+from __future__ import annotations
+
+import re
+
+from grammar.ir import EMPTY, NOTHING, CharClass, Literal, Node, Repeat
+from grammar.json_merge import both
+from grammar.json_refs import escape_pointer
+from grammar.json_values import QUOTE, STRING_CHAR, STRING_UNIT, WS, alt, escaped_class, seq, string_literal
+
+COMMA = seq((WS, Literal(b","), WS))
+COLON = seq((WS, Literal(b":"), WS))
+_TRIVIAL = (True, {})
+
+
+def key_not_in(names) -> Node:
+    """A JSON string (quotes included) whose decoded value is none of `names`: a trie complement."""
+    trie: dict = {}
+    for name in names:
+        node = trie
+        for ch in name:
+            node = node.setdefault(ch, {})
+        node[None] = True
+
+    def body(node: dict) -> Node:
+        kids = sorted(k for k in node if k is not None)
+        parts = [] if None in node else [EMPTY]  # stopping here spells a non-name
+        other = escaped_class(tuple((ord(k), ord(k)) for k in kids), negated=True) if kids else STRING_CHAR
+        parts.append(seq((other, Repeat(STRING_UNIT, 0, None))))
+        parts += [seq((escaped_class(((ord(k), ord(k)),)), body(node[k]))) for k in kids]
+        return alt(parts)
+
+    return seq((QUOTE, body(trie), QUOTE))
+
+
+def _small(node: Node, budget: int = 40) -> int:
+    """budget minus the node count of `node` (negative: larger than budget)."""
+    budget -= 1
+    for child in getattr(node, "items", ()) if not isinstance(node, Repeat) else (node.item,):
+        if budget < 0:
+            break
+        budget = _small(child, budget)
+    return budget
+
+
+def _shared(lw, member: Node) -> Node:
+    """A member used by several counting states: a rule of its own unless it is tiny."""
+    if _small(member) >= 0:
+        return member
+    rule = lw.fresh("member")
+    lw.rules[rule] = member
+    return lw.ref(rule)
+
+
+def _pattern_key(lw, pattern: str, ptr: str) -> Node:
+    from grammar.json_scalars import to_json_text
+    return seq((QUOTE, to_json_text(lw.regex(pattern, ptr, search=True)), QUOTE))
+
+
+def _declared(lw, schema: dict, ptr: str, base: str, addl) -> list[tuple[Node, bool]]:
+    props, pats = schema.get("properties", {}), schema.get("patternProperties", {})
+    required = schema.get("required", [])
+    names = list(props) + [r for r in required if r not in props]
+    items: list[tuple[Node, bool]] = []
+    for name in names:
+        sub, where = (props[name], f"{ptr}/properties/{escape_pointer(name)}") if name in props else (addl, ptr)
+        hits = [s for p, s in pats.items() if re.search(p, name)]
+        if name not in props and hits:
+            sub = True
+        for s in hits:
+            sub = both(sub, s)
+        if "propertyNames" in schema and not lw.is_valid(name, schema["propertyNames"]):
+            sub = False
+        if sub is False:
+            if name in required:
+                return [(NOTHING, True)]
+            continue
+        member = seq((string_literal(name), COLON, lw.node(sub, where, base)))
+        items.append((_shared(lw, member), name in required))
+    return items
+
+
+def _extra(lw, schema: dict, ptr: str, base: str, addl) -> Node | None:
+    """One additional member `"key": value`, or None when no additional member is allowed."""
+    pats, names = schema.get("patternProperties", {}), schema.get("propertyNames")
+    declared = list(schema.get("properties", {}))
+    members: list[Node] = []
+    if pats and not (addl in _TRIVIAL and all(s in _TRIVIAL for s in pats.values())):
+        if addl is not False:  # exact only with the complement of the patterns; a union is a superset
+            lw.unsupported("patternProperties", "patternProperties next to additionalProperties other than "
+                           "false would need a regex complement", f"{ptr}/patternProperties")
+        elif len({repr(s) for s in pats.values()}) > 1:
+            lw.unsupported("patternProperties", "several patternProperties with different schemas may "
+                           "overlap", f"{ptr}/patternProperties")
+        lw.note_duplicate_keys(f"{ptr}/patternProperties")
+        for p, s in pats.items():
+            where = f"{ptr}/patternProperties/{escape_pointer(p)}"
+            members.append(seq((_pattern_key(lw, p, where), COLON, lw.node(s, where, base))))
+    if addl is not False:
+        key = key_not_in(declared)
+        if names not in (None, True, {}):
+            key = _name_key(lw, names, declared, f"{ptr}/propertyNames", base)
+        members.append(seq((key, COLON, lw.node(addl, f"{ptr}/additionalProperties", base))))
+    return _shared(lw, alt(members)) if members else None
+
+
+def _name_key(lw, names, declared: list[str], ptr: str, base: str) -> Node:
+    if names is False:
+        return NOTHING
+    if isinstance(names, dict) and ("enum" in names or "const" in names):
+        values = names.get("enum", [names.get("const")])
+        return alt([string_literal(v) for v in values if isinstance(v, str) and v not in declared
+                    and lw.is_valid(v, names)] or [NOTHING])
+    if isinstance(names, dict) and set(names) <= {"type", "pattern", "minLength", "maxLength", "format",
+                                                   "title", "description"} and names.get("type", "string") == "string":
+        lw.note_duplicate_keys(ptr)
+        from grammar.json_scalars import string_node
+        return string_node(lw, names, ptr)
+    lw.unsupported("propertyNames", "this propertyNames schema cannot be enforced on additional keys", ptr)
+    return key_not_in(declared)
+
+
+def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
+    addl = schema.get("additionalProperties")
+    if addl is None:
+        addl = schema.get("unevaluatedProperties", True if lw.allow_additional else False)
+    items = _declared(lw, schema, ptr, base, addl)
+    extra = _extra(lw, schema, ptr, base, addl)
+    min_p, max_p = schema.get("minProperties", 0), schema.get("maxProperties")
+    cap = max(min_p, max_p or 0, 1)  # counts saturate here; c == 0 still means "nothing emitted"
+    names: dict[tuple[int, int], str] = {}
+
+    def state(i: int, c: int) -> Node:
+        if (i, c) in names:
+            return lw.ref(names[(i, c)])
+        name = names[(i, c)] = lw.fresh("obj")
+        sep = EMPTY if c == 0 else COMMA
+        more = max_p is None or c + 1 <= max_p
+        parts: list[Node] = []
+        if i < len(items):
+            member, required = items[i]
+            if more:
+                parts.append(seq((sep, member, state(i + 1, min(c + 1, cap)))))
+            if not required:
+                parts.append(state(i + 1, c))
+        else:
+            if c >= min_p:
+                parts.append(EMPTY)
+            if extra is not None and more:
+                parts.append(seq((sep, extra, state(i, min(c + 1, cap)))))
+        lw.rules[name] = alt(parts) if parts else NOTHING
+        return lw.ref(name)
+
+    return seq((Literal(b"{"), WS, state(0, 0), WS, Literal(b"}")))
+
+
+def array_node(lw, schema: dict, ptr: str, base: str) -> Node:
+    prefix = schema.get("prefixItems", [])
+    items = schema.get("items", schema.get("unevaluatedItems", True))
+    lo, hi = schema.get("minItems", 0), schema.get("maxItems")
+    if schema.get("uniqueItems") is True and not (hi is not None and hi <= 1):
+        lw.unsupported("uniqueItems", "uniqueItems cannot be enforced by a grammar", f"{ptr}/uniqueItems")
+    if hi is not None and lo > hi:
+        return NOTHING
+    k = len(prefix) if hi is None else min(len(prefix), hi)
+    # tail: the elements after the prefix, at positions k.., count in [max(lo-k, 0), hi-k]
+    t_lo, t_hi = max(lo - k, 0), None if hi is None else hi - k
+    item = NOTHING if items is False else lw.node(items, f"{ptr}/items", base)
+    if item == NOTHING or t_hi == 0:
+        rest = EMPTY if t_lo == 0 else NOTHING
+    elif k == 0:
+        first = seq((item, Repeat(seq((COMMA, item)), max(t_lo - 1, 0), None if t_hi is None else t_hi - 1)))
+        rest = alt(([EMPTY] if t_lo == 0 else []) + [first])
+    else:
+        rest = Repeat(seq((COMMA, item)), t_lo, t_hi)
+    for i in range(k - 1, -1, -1):  # rest = the elements from position i on
+        node = lw.node(prefix[i], f"{ptr}/prefixItems/{i}", base)
+        here = seq(((COMMA if i else EMPTY), node, rest))
+        rest = alt(([EMPTY] if i >= lo else []) + [here])
+    return seq((Literal(b"["), WS, rest, WS, Literal(b"]")))

@@ -1,0 +1,76 @@
+"""Proving oneOf branches mutually exclusive, so that oneOf can be lowered as anyOf exactly.
+
+A grammar can take a union but not an "exactly one of". When no instance satisfies two branches
+at once, "exactly one" equals "at least one". `provably_disjoint` is conservative (False means
+"could not prove it"); it recognises what real schemas use:
+- disjoint `type` sets (integer counts as number);
+- an enum/const branch none of whose values validates against the other branch;
+- objects that both require a property whose schemas are provably disjoint (discriminators),
+  or one object requiring a property the other forbids (additionalProperties false).
+"""
+from __future__ import annotations
+
+_ALL = {"null", "boolean", "object", "array", "string", "number", "integer"}
+MAX_DEPTH = 4
+
+
+def _types(s) -> set[str]:
+    t = s.get("type") if isinstance(s, dict) else None
+    if t is None:
+        return set(_ALL)
+    out = {t} if isinstance(t, str) else set(t)
+    if "number" in out:
+        out.add("integer")
+    return out
+
+
+def _resolve(lw, s, base):
+    depth = 0
+    while isinstance(s, dict) and set(s) - {"title", "description", "$comment"} == {"$ref"} and depth < 8:
+        try:
+            s = lw.index.resolve(s["$ref"], base)[0]
+        except LookupError:
+            return s
+        depth += 1
+    return s
+
+
+def _values(s):
+    if isinstance(s, dict):
+        if "const" in s:
+            return [s["const"]]
+        if "enum" in s:
+            return list(s["enum"])
+    return None
+
+
+def provably_disjoint(lw, a, b, base: str, depth: int = 0) -> bool:
+    a, b = _resolve(lw, a, base), _resolve(lw, b, base)
+    if a is False or b is False:
+        return True
+    if a is True or b is True or depth > MAX_DEPTH or not isinstance(a, dict) or not isinstance(b, dict):
+        return False
+    common = _types(a) & _types(b)
+    if not common:
+        return True
+    for x, y in ((a, b), (b, a)):
+        vals = _values(x)
+        if vals is not None and not any(lw.is_valid(v, y) for v in vals):
+            return True
+    if common <= {"object"}:
+        return _objects_disjoint(lw, a, b, base, depth)
+    return False
+
+
+def _objects_disjoint(lw, a: dict, b: dict, base: str, depth: int) -> bool:
+    pa, pb = a.get("properties", {}), b.get("properties", {})
+    ra, rb = set(a.get("required", [])), set(b.get("required", []))
+    for key in ra & rb:
+        if key in pa and key in pb and provably_disjoint(lw, pa[key], pb[key], base, depth + 1):
+            return True
+    for x, y, rx in ((a, b, ra), (b, a, rb)):
+        py = y.get("properties", {})
+        closed = y.get("additionalProperties", True) is False and not y.get("patternProperties")
+        if any((closed and k not in py) or py.get(k) is False for k in rx):
+            return True
+    return False

@@ -1,0 +1,312 @@
+"""JSON Schema (draft 2020-12, draft-07 spellings) -> grammar IR.
+
+    grammar, warnings = json_schema_to_grammar({"type": "object", "properties": {...}})
+
+Pipeline per subschema (`_Lowerer.node`): draft-07 spellings are rewritten to 2020-12
+(`_modernize`), `allOf` and `$ref`-with-siblings are folded into one schema by intersection
+(`_flatten`, json_merge), a lone `$ref` becomes a rule reference (so recursion works),
+`anyOf`/`oneOf` distribute their siblings into each branch, `enum`/`const` become literal
+alternatives filtered by a real validator, and the rest is lowered per allowed type.
+
+Strict mode (default): every keyword that cannot be enforced exactly raises GrammarError with
+the JSON pointer of the keyword. strict=False drops it instead (the grammar then accepts a
+superset) and lists each drop in the returned warnings. See schemas/KEYWORDS.md.
+"""
+from __future__ import annotations
+
+import json
+
+import jsonschema
+
+from grammar import ir
+from grammar.errors import GrammarError
+from grammar.ir import NOTHING, Literal, Node, Ref
+from grammar.json_merge import canon, merge
+from grammar.json_objects import array_node, object_node
+from grammar.json_refs import RefIndex
+from grammar.json_scalars import number_node, string_node
+from grammar.json_values import WS, add_used_shared, alt, json_value_rules, value_literal
+from grammar.regex import parse_regex
+from grammar.json_oneof import provably_disjoint
+
+ALL_TYPES = ("null", "boolean", "object", "array", "string", "number")
+IGNORED = frozenset({"title", "description", "default", "examples", "$comment", "$schema", "$id", "$anchor",
+                     "$defs", "definitions", "readOnly", "writeOnly", "deprecated", "contentMediaType",
+                     "contentEncoding", "contentSchema", "$vocabulary", "format_hint", "$dynamicAnchor"})
+UNSUPPORTED = ("not", "if", "then", "else", "contains", "minContains", "maxContains", "dependentSchemas",
+               "dependencies", "dependentRequired", "$dynamicRef", "$recursiveRef", "$recursiveAnchor")
+MAX_INLINE_DEPTH = 12
+COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+
+
+def json_schema_to_grammar(schema: dict | str | bool, *, strict: bool = True,
+                           allow_additional_properties_default: bool = True) -> tuple[ir.Grammar, list[str]]:
+    """Lower a JSON Schema to a grammar over its JSON texts; returns (grammar, warnings).
+
+    Raises GrammarError(message, pointer=...) for an invalid schema, and in strict mode for any
+    keyword it cannot enforce exactly.
+    """
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except json.JSONDecodeError as e:
+            raise GrammarError(f"schema is not valid JSON: {e}", pointer="") from None
+    if not isinstance(schema, (dict, bool)):
+        raise GrammarError("a schema must be a JSON object or a boolean", pointer="")
+    lw = _Lowerer(schema, strict, allow_additional_properties_default)
+    try:
+        lw.rules["start"] = lw.node(schema, "", lw.index.base)
+    except RecursionError:
+        raise GrammarError("schema nesting too deep (or a $ref cycle that never reaches a value)",
+                           pointer="") from None
+    add_used_shared(lw.rules)
+    return ir.Grammar(rules=lw.rules, start="start"), lw.warnings
+
+
+class _Lowerer:
+    def __init__(self, root, strict: bool, allow_additional: bool):
+        self.root, self.strict, self.allow_additional = root, strict, allow_additional
+        self.rules: dict[str, Node] = {}
+        self.warnings: list[str] = []
+        self.index = RefIndex(root)
+        self.ref_rules: dict[str, str] = {}
+        self.counter = 0
+        draft7 = isinstance(root, dict) and "draft-0" in str(root.get("$schema", ""))
+        cls = jsonschema.Draft7Validator if draft7 else jsonschema.Draft202012Validator
+        self.validator = cls(root if isinstance(root, dict) else {})
+
+    # -- services used by json_objects / json_scalars -------------------------------------------
+    def unsupported(self, keyword: str, message: str, ptr: str) -> None:
+        if self.strict:
+            raise GrammarError(f"{message} (strict mode; strict=False drops it with a warning)", pointer=ptr)
+        self.warnings.append(f"{ptr or '/'}: dropped {keyword}: {message}")
+
+    def note_duplicate_keys(self, ptr: str) -> None:
+        """Additional keys from a pattern may repeat a declared key name (JSON allows it)."""
+
+    def fresh(self, hint: str) -> str:
+        self.counter += 1
+        return f"{hint}{self.counter}"
+
+    def ref(self, name: str) -> Ref:
+        return Ref(name)
+
+    def regex(self, pattern: str, ptr: str, search: bool) -> Node:
+        try:
+            return parse_regex(pattern, search=search)
+        except GrammarError as e:
+            raise GrammarError(e.message, pointer=ptr) from None
+
+    def is_valid(self, value, schema) -> bool:
+        try:
+            return self.validator.evolve(schema=schema).is_valid(value)
+        except jsonschema.exceptions.RefResolutionError:
+            return False
+        except Exception:  # an unresolvable $ref etc.: treat as "cannot prove valid"
+            return False
+
+    # -- lowering ------------------------------------------------------------------------------
+    def node(self, schema, ptr: str, base: str) -> Node:
+        if schema is True or schema == {}:
+            return self._any()
+        if schema is False:
+            return NOTHING
+        if not isinstance(schema, dict):
+            raise GrammarError("a schema must be a JSON object or a boolean", pointer=ptr)
+        schema = self._flatten(_modernize(schema), ptr, base, 0)
+        if not isinstance(schema, dict):
+            return self.node(schema, ptr, base)
+        if "$ref" in schema:
+            return self._ref(schema["$ref"], ptr, base)
+        if "enum" in schema or "const" in schema:  # the validator filters values: every keyword is exact
+            return self._enum(schema, ptr)
+        if "not" in schema:
+            schema = self._not_type(schema, ptr)
+        for key in UNSUPPORTED:
+            if key in schema:
+                self.unsupported(key, f"{key!r} cannot be enforced by a grammar", f"{ptr}/{key}")
+        for key in ("anyOf", "oneOf"):
+            if key in schema:
+                return self._branches(schema, key, ptr, base)
+        return self._typed(schema, ptr, base)
+
+    def _not_type(self, schema: dict, ptr: str) -> dict:
+        """`not: {type: T}` removes the types T (exact); any other `not` stays unsupported."""
+        neg = schema["not"]
+        if not (isinstance(neg, dict) and "type" in neg and all(k == "type" or k in IGNORED for k in neg)):
+            return schema
+        drop = {neg["type"]} if isinstance(neg["type"], str) else set(neg["type"])
+        t = schema.get("type", ALL_TYPES + ("integer",))
+        types = {t} if isinstance(t, str) else set(t)
+        if "number" in types and "integer" in drop and "number" not in drop:
+            return schema  # "a number but not an integer" is not expressible
+        if "number" in drop:
+            drop.add("integer")
+        out = {k: v for k, v in schema.items() if k != "not"}
+        out["type"] = sorted(types - drop)
+        return out
+
+    def _any(self) -> Node:
+        if "json_value" not in self.rules:
+            self.rules.update(json_value_rules("json_"))
+        return Ref("json_value")
+
+    def _ref(self, ref, ptr: str, base: str) -> Node:
+        try:
+            target, tptr, tbase = self.index.resolve(ref, base)
+        except LookupError as e:
+            raise GrammarError(str(e), pointer=f"{ptr}/$ref") from None
+        key = f"{tbase}#{tptr}"
+        if key not in self.ref_rules:
+            name = self.ref_rules[key] = self.fresh("ref")
+            self.rules[name] = NOTHING  # placeholder while a recursive schema refers to itself
+            self.rules[name] = self.node(target, tptr, tbase)
+        return Ref(self.ref_rules[key])
+
+    def _flatten(self, schema: dict, ptr: str, base: str, depth: int):
+        """Fold allOf members and a $ref that has sibling keywords into one schema."""
+        has_ref_siblings = "$ref" in schema and any(k not in IGNORED for k in schema if k != "$ref")
+        if "allOf" not in schema and not has_ref_siblings:
+            return schema
+        if depth > MAX_INLINE_DEPTH:
+            raise GrammarError("allOf/$ref nesting too deep to intersect (recursive $ref inside allOf?)",
+                               pointer=ptr)
+        out = {k: v for k, v in schema.items() if k not in ("allOf", "$ref")}
+        members = [(m, f"{ptr}/allOf/{i}", base) for i, m in enumerate(schema.get("allOf", []))]
+        if has_ref_siblings:
+            try:
+                target, tptr, tbase = self.index.resolve(schema["$ref"], base)
+            except LookupError as e:
+                raise GrammarError(str(e), pointer=f"{ptr}/$ref") from None
+            members.append((target, tptr, tbase))
+        keys = list(schema)  # properties come in text order: members first if allOf/$ref come first
+        first = min(keys.index(k) for k in ("allOf", "$ref") if k in schema)
+        members_first = "properties" in schema and first < keys.index("properties")
+        siblings, out = out, True
+        for member, mptr, mbase in members:
+            for _ in range(MAX_INLINE_DEPTH):  # follow a chain of lone $refs
+                if not (isinstance(member, dict) and "$ref" in member):
+                    break
+                if any(k not in IGNORED for k in member if k != "$ref"):
+                    member = self._flatten(_modernize(member), mptr, mbase, depth + 1)
+                    continue
+                try:
+                    member, mptr, mbase = self.index.resolve(member["$ref"], mbase)
+                except LookupError as e:
+                    raise GrammarError(str(e), pointer=f"{mptr}/$ref") from None
+            if isinstance(member, dict):
+                if "$ref" in member:
+                    raise GrammarError("$ref chain too long to intersect", pointer=mptr)
+                member = self._scoped(self._flatten(_modernize(member), mptr, mbase, depth + 1), mptr)
+            out = merge(out, member, lambda kw, msg, p=mptr: self.unsupported(kw, msg, f"{p}/{kw}"))
+            if out is False:
+                return False
+        conflict = lambda kw, msg: self.unsupported(kw, msg, f"{ptr}/{kw}")  # noqa: E731
+        out = merge(out, siblings, conflict) if members_first else merge(siblings, out, conflict)
+        return self._flatten(out, ptr, base, depth + 1) if isinstance(out, dict) else out
+
+    def _scoped(self, member, ptr: str):
+        """A member about to be merged with its siblings: its unevaluated* only see its own
+        keywords, so they become additionalProperties / items before the merge."""
+        if not isinstance(member, dict) or not ("unevaluatedProperties" in member or "unevaluatedItems" in member):
+            return member
+        if "anyOf" in member or "oneOf" in member:
+            self.unsupported("unevaluatedProperties", "unevaluated* next to anyOf/oneOf inside an in-place "
+                             "applicator", ptr)
+            return member
+        out = dict(member)
+        for uneval, plain in (("unevaluatedProperties", "additionalProperties"), ("unevaluatedItems", "items")):
+            if uneval in out:
+                value = out.pop(uneval)
+                out.setdefault(plain, value)
+        return out
+
+    def _branches(self, schema: dict, key: str, ptr: str, base: str) -> Node:
+        rest = {k: v for k, v in schema.items() if k != key}
+        constraining = any(k not in IGNORED for k in rest)
+        branches = []
+        for i, sub in enumerate(schema[key]):
+            if constraining and isinstance(sub, dict):
+                sub = self._scoped(self._flatten(_modernize(sub), f"{ptr}/{key}/{i}", base, 0), f"{ptr}/{key}/{i}")
+            merged = merge(rest, sub, lambda kw, msg, p=f"{ptr}/{key}/{i}": self.unsupported(kw, msg, f"{p}/{kw}")) \
+                if constraining else sub
+            branches.append((merged, f"{ptr}/{key}/{i}"))
+        if key == "oneOf":
+            flat = [self._flatten(_modernize(b), p, base, 0) if isinstance(b, dict) else b for b, p in branches]
+            if len(flat) > 1 and all(_object_only(b) for b in flat):
+                # a non-object satisfies every branch, hence not exactly one: only objects remain
+                flat = [merge(b, {"type": "object"}, lambda kw, msg: None) for b in flat]
+                branches = [(b, p) for b, (_, p) in zip(flat, branches)]
+            for i in range(len(flat)):
+                for j in range(i + 1, len(flat)):
+                    if not provably_disjoint(self, flat[i], flat[j], base):
+                        self.unsupported("oneOf", f"oneOf branches {i} and {j} may overlap: only anyOf "
+                                         "semantics can be enforced", f"{ptr}/oneOf")
+        return alt([self.node(b, p, base) for b, p in branches] or [NOTHING])
+
+    def _enum(self, schema: dict, ptr: str) -> Node:
+        values = [schema["const"]] if "const" in schema else list(schema["enum"])
+        if "enum" in schema and "const" in schema:
+            keep = {canon(v) for v in schema["enum"]}
+            values = [v for v in values if canon(v) in keep]
+        rest = {k: v for k, v in schema.items() if k not in ("enum", "const")}
+        if any(k not in IGNORED for k in rest):
+            values = [v for v in values if self.is_valid(v, rest)]
+        return alt([value_literal(v, WS) for v in values] or [NOTHING])
+
+    def _typed(self, schema: dict, ptr: str, base: str) -> Node:
+        t = schema.get("type", ALL_TYPES)
+        types = {t} if isinstance(t, str) else set(t)
+        unknown = types - set(ALL_TYPES) - {"integer"}
+        if unknown:
+            raise GrammarError(f"unknown type(s) {sorted(unknown)}", pointer=f"{ptr}/type")
+        parts: list[Node] = []
+        if "null" in types:
+            parts.append(Literal(b"null"))
+        if "boolean" in types:
+            parts += [Literal(b"true"), Literal(b"false")]
+        if "number" in types or "integer" in types:
+            parts.append(number_node(self, schema, ptr, integer="number" not in types))
+        if "string" in types:
+            parts.append(string_node(self, schema, ptr))
+        if "array" in types:
+            parts.append(array_node(self, schema, ptr, base))
+        if "object" in types:
+            parts.append(object_node(self, schema, ptr, base))
+        return alt(parts or [NOTHING])
+
+
+OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties", "patternProperties",
+                             "propertyNames", "minProperties", "maxProperties", "unevaluatedProperties"})
+
+
+def _object_only(schema) -> bool:
+    """A schema that constrains objects only (so every non-object satisfies it)."""
+    return isinstance(schema, dict) and "type" not in schema and \
+        all(k in OBJECT_KEYWORDS or k in IGNORED for k in schema)
+
+
+def _modernize(schema: dict) -> dict:
+    """Draft-07/04 spellings -> 2020-12 (items as list, additionalItems, boolean exclusive bounds)."""
+    if not any(k in schema for k in ("additionalItems", "exclusiveMinimum", "exclusiveMaximum")) \
+            and not isinstance(schema.get("items"), list) \
+            and not any(isinstance(schema.get(k), float) for k in COUNTS):
+        return schema
+    s = dict(schema)
+    for key in COUNTS:
+        value = s.get(key)
+        if isinstance(value, float):
+            if not value.is_integer() or value < 0:
+                raise GrammarError(f"{key} must be a non-negative integer", pointer=f"/{key}")
+            s[key] = int(value)
+    if isinstance(s.get("items"), list):
+        s["prefixItems"] = s.pop("items")
+        if "additionalItems" in s:
+            s["items"] = s.pop("additionalItems")
+    else:
+        s.pop("additionalItems", None)  # without an items array it has no effect
+    for ex, inc in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(s.get(ex), bool):  # draft-04: a flag on minimum/maximum
+            if s.pop(ex) and inc in s:
+                s[ex] = s.pop(inc)
+    return s

@@ -1,0 +1,97 @@
+"""Lark grammars -> IR, read with lark itself.
+
+lark's own loader expands EBNF (?, *, +, [..], ~ ranges, templates, %import, aliases) into
+plain rules (`Lark.rules`: origin -> one expansion of symbols) and compiles every terminal to a
+Python regex or string (`Lark.terminals`); we lower exactly that:
+    rule NAME          -> Alt of its expansions, each a Seq of Refs
+    terminal T         -> rule "T:T" = parse_regex(pattern, flags) or a Literal
+    %ignore T1, T2     -> before every terminal occurrence and at the very end:  (T1 | T2)*
+so the language is the CFG over bytes that lark's Earley parser with the `dynamic_complete`
+lexer accepts.  Anything lark rejects, or that we cannot lower exactly (a regex construct
+outside parse_regex's subset, a %declare'd terminal that needs a postlexer), raises
+GrammarError with the grammar line.
+"""
+from __future__ import annotations
+
+import re
+
+from . import ir
+from .errors import GrammarError
+from .regex import fold_case, parse_regex
+
+IGNORE_RULE = "%ignore"
+# lark's common.ESCAPED_STRING uses a lookbehind; this is the same language without it
+_KNOWN_PATTERNS = {'".*?(?<!\\\\)(\\\\\\\\)*?"': r'"(?:[^"\\\n]|\\[^\n])*"'}
+
+
+def _line_of(text: str, name: str) -> int | None:
+    """1-based line where `name` is defined (or imported), if it can be found."""
+    for pattern in (rf"^\s*[?!]?{re.escape(name)}(\.-?\d+)?\s*:",
+                    rf"^\s*%import\s.*\b{re.escape(name)}\b"):
+        m = re.search(pattern, text, re.MULTILINE)
+        if m:
+            return text.count("\n", 0, m.start()) + 1
+    return None
+
+
+def _lark_error_line(err: Exception) -> int | None:
+    line = getattr(err, "line", None)
+    if isinstance(line, int) and line > 0:
+        return line
+    m = re.search(r"[Ll]ine (\d+)", str(err))
+    return int(m.group(1)) if m else None
+
+
+def _terminal_node(term, text: str) -> ir.Node:
+    pattern = term.pattern
+    flags = "".join(sorted(pattern.flags))
+    try:
+        if type(pattern).__name__ == "PatternStr":
+            if "i" not in flags:
+                return ir.Literal(pattern.value.encode())
+            return ir.Seq(tuple(ir.CharClass(tuple(fold_case([(ord(c), ord(c))])))
+                                for c in pattern.value))
+        value = _KNOWN_PATTERNS.get(pattern.value, pattern.value)
+        return parse_regex(value, flags=flags.replace("m", "").replace("u", ""))
+    except GrammarError as e:
+        raise GrammarError(f"terminal {term.name}: {e.message}",
+                           line=_line_of(text, term.name)) from None
+
+
+def lark_to_grammar(text: str, start: str = "start") -> ir.Grammar:
+    """The IR of a Lark grammar (lark syntax, start rule `start`)."""
+    try:
+        from lark import Lark
+
+        parser = Lark(text, start=start, parser="earley", lexer="dynamic")
+    except Exception as e:  # lark raises several types: GrammarError, UnexpectedInput, KeyError...
+        raise GrammarError(f"invalid Lark grammar: {str(e).strip().splitlines()[0]}",
+                           line=_lark_error_line(e)) from None
+    terms = {t.name: t for t in parser.terminals}
+    ignore = list(parser.ignore_tokens)
+    rules: dict[str, ir.Node] = {}
+    alternatives: dict[str, list[ir.Node]] = {}
+    used_terms: set[str] = set(ignore)
+
+    def symbol(sym) -> ir.Node:
+        if not sym.is_term:
+            return ir.Ref(sym.name)
+        if sym.name not in terms:
+            raise GrammarError(f"terminal {sym.name} has no pattern (%declare'd for a postlexer)",
+                               line=_line_of(text, sym.name))
+        used_terms.add(sym.name)
+        ref = ir.Ref("T:" + sym.name)
+        return ir.Seq((ir.Ref(IGNORE_RULE), ref)) if ignore else ref
+
+    for rule in parser.rules:
+        seq = ir.Seq(tuple(symbol(s) for s in rule.expansion))
+        alternatives.setdefault(rule.origin.name, []).append(seq)
+    for name, alts in alternatives.items():
+        rules[name] = alts[0] if len(alts) == 1 else ir.Alt(tuple(alts))
+    for name in sorted(used_terms):
+        rules["T:" + name] = _terminal_node(terms[name], text)
+    if ignore:
+        rules[IGNORE_RULE] = ir.Repeat(ir.Alt(tuple(ir.Ref("T:" + n) for n in ignore)), 0, None)
+    top = "%start"
+    rules[top] = ir.Seq((ir.Ref(start), ir.Ref(IGNORE_RULE))) if ignore else ir.Ref(start)
+    return ir.Grammar(rules, start=top)

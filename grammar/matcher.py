@@ -1,0 +1,197 @@
+"""CompiledGrammar (immutable, shared, thread-safe) and GrammarMatcher (a cheap per-request cursor).
+
+Mask of a configuration C (a set of full stacks, see pda.py):
+    allowed = accepted(trunc(C, 4))
+            | dependent(trunc(C, 4)) & accepted(trunc(C, 16))
+            | ... & accepted(trunc(C, 64))
+            | exact byte-by-byte check of the tokens still dependent
+    EOS bits = END in C.
+Each level's table and masks are built on demand and cached forever (keys repeat across
+requests); the final mask is cached by C in a bounded LRU, so a steady-state step is one dict
+lookup and one row copy.  The lazily grown caches are guarded by one lock per grammar.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+
+import numpy as np
+
+from .nfa import Nfa, RuleDfa
+from .pda import END, Level, Pda, truncate
+from .vocab import Vocabulary
+
+LEVELS = (4, 16, 64)
+MASK_LRU = 4096
+STEP_MEMO = 200_000
+
+
+class CompiledGrammar:
+    def __init__(self, rules: dict, vocab: Vocabulary, warnings: list[str] | None = None):
+        self.vocab = vocab
+        self.warnings = list(warnings or [])
+        self.nfa = Nfa(rules)
+        self.pda = Pda(RuleDfa(self.nfa))
+        self.levels = [Level(self.pda, vocab, k) for k in LEVELS]
+        self.initial = self.pda.initial()
+        self._lock = threading.RLock()
+        self._masks: OrderedDict = OrderedDict()
+        self._steps: dict = {}
+        self._eos = np.zeros(vocab.num_words, dtype=np.int32)
+        for t in vocab.eos_token_ids:
+            self._eos[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
+
+    def matcher(self, max_rollback_tokens: int | None = None) -> "GrammarMatcher":
+        return GrammarMatcher(self, max_rollback_tokens)
+
+    def warmup(self, time_budget_s: float = 0.5, max_states: int = 4096) -> int:
+        """Precompute first-level masks breadth-first from the start, within a time budget.
+
+        Meant for the compile thread pool, off the decode loop: a request that follows the
+        explored states then never pays a cold mask walk.  Returns the states now cached."""
+        deadline = time.perf_counter() + time_budget_s
+        level = self.levels[0]
+        with self._lock:
+            start = level.intern(truncate(self.initial, level.k))
+        seen, queue = {start}, deque([start])
+        while queue and len(seen) <= max_states and time.perf_counter() < deadline:
+            cid = queue.popleft()
+            with self._lock:
+                level.mask(cid)
+                nxt = level.successors.get(cid, ())
+            for c in nxt.tolist() if len(nxt) else ():
+                if c not in seen:
+                    seen.add(c)
+                    queue.append(c)
+        return len(level.masks)
+
+    def step_bytes(self, config: frozenset, data: bytes) -> frozenset:
+        """The full configuration after `data` (empty if the output left the language)."""
+        with self._lock:
+            if len(self._steps) > STEP_MEMO:
+                self._steps.clear()
+            for b in data:
+                key = (config, b)
+                nxt = self._steps.get(key)
+                if nxt is None:
+                    nxt = self.pda.step(config, b, None)
+                    self._steps[key] = nxt
+                config = nxt
+                if not config:
+                    break
+            return config
+
+    def mask(self, config: frozenset) -> np.ndarray:
+        """int32 [num_words] allowed-token words for a full configuration (do not mutate)."""
+        with self._lock:
+            got = self._masks.get(config)
+            if got is not None:
+                self._masks.move_to_end(config)
+                return got
+            got = self._compute_mask(config)
+            self._masks[config] = got
+            if len(self._masks) > MASK_LRU:
+                self._masks.popitem(last=False)
+            return got
+
+    def _compute_mask(self, config: frozenset) -> np.ndarray:
+        allowed, pending = None, None
+        depth = max((len(st) for st in config), default=0)
+        for level in self.levels:
+            acc, dep, any_dep = level.mask(level.intern(truncate(config, level.k)))
+            if allowed is None:
+                allowed, pending = acc.copy(), (dep if any_dep else None)
+            else:
+                allowed |= acc & pending
+                pending = pending & dep if any_dep else None
+            if pending is None or not pending.any() or depth <= level.k:
+                pending = None
+                break
+        if pending is not None:  # deeper than the last level: check the few leftovers exactly
+            bits = np.unpackbits(pending.view(np.uint8), bitorder="little")
+            for t in np.flatnonzero(bits).tolist():
+                if self.step_bytes(config, self.vocab.tokens[t]):
+                    allowed[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
+        if END in config:
+            allowed |= self._eos
+        return allowed
+
+
+class GrammarMatcher:
+    """Per-request cursor: the history of configurations, newest last."""
+
+    def __init__(self, grammar: CompiledGrammar, max_rollback_tokens: int | None = None):
+        self.grammar = grammar
+        self.max_rollback_tokens = max_rollback_tokens
+        self._history: list[frozenset] = [grammar.initial]
+        self._terminated = False
+
+    @property
+    def config(self) -> frozenset:
+        return self._history[-1]
+
+    def fill_bitmask(self, row: np.ndarray) -> None:
+        """Write the allowed tokens into one int32 row of shape [ceil(V/32)] (or wider)."""
+        words = self.grammar.vocab.num_words
+        if row.shape[-1] < words:
+            raise ValueError(f"bitmask row has {row.shape[-1]} words, need {words}")
+        row[words:] = 0
+        if self._terminated:
+            row[:words] = 0
+            return
+        row[:words] = self.grammar.mask(self.config)
+
+    def accept_token(self, token_id: int) -> bool:
+        """Advance by one token; False (and no state change) if the token is not allowed."""
+        vocab = self.grammar.vocab
+        if self._terminated or not 0 <= token_id < vocab.size:
+            return False
+        if token_id in vocab.eos_token_ids:
+            if END not in self.config:
+                return False
+            self._push(self.config)
+            self._terminated = True
+            return True
+        if token_id in vocab.special_token_ids or not vocab.tokens[token_id]:
+            return False
+        nxt = self.grammar.step_bytes(self.config, vocab.tokens[token_id])
+        if not nxt:
+            return False
+        self._push(nxt)
+        return True
+
+    def accept_bytes(self, data: bytes) -> bool:
+        """Advance by raw bytes (counts as one step for rollback)."""
+        if self._terminated:
+            return False
+        nxt = self.grammar.step_bytes(self.config, data)
+        if not nxt:
+            return False
+        self._push(nxt)
+        return True
+
+    def _push(self, config: frozenset) -> None:
+        self._history.append(config)
+        limit = self.max_rollback_tokens
+        if limit is not None and len(self._history) > limit + 1:
+            del self._history[0]
+
+    def rollback(self, num_tokens: int) -> None:
+        """Undo the last num_tokens accepted tokens (EOS included)."""
+        if num_tokens < 0 or num_tokens > len(self._history) - 1:
+            raise ValueError(f"cannot roll back {num_tokens} tokens "
+                             f"({len(self._history) - 1} available)")
+        if num_tokens:
+            del self._history[-num_tokens:]
+            self._terminated = False
+
+    def can_terminate(self) -> bool:
+        return not self._terminated and END in self.config
+
+    def is_terminated(self) -> bool:
+        return self._terminated
+
+    def reset(self) -> None:
+        self._history = [self.grammar.initial]
+        self._terminated = False

@@ -1,0 +1,340 @@
+"""IR passes before automaton construction: the grammar the compiler really builds.
+
+prepare(grammar) ->
+  1. Regex nodes parsed into IR; undefined references raise GrammarError.
+  2. unproductive rules (no finite sentence) replaced by NOTHING; an empty language raises.
+  3. non-recursive rules (and recursive ones that stop recursing once others are inlined) are
+     inlined into their users while that stays small, so that only the rules on recursion
+     cycles remain as "call" rules (pushdown frames): JSON keeps one frame per nesting level.
+  4. direct left recursion  R: R a | R b | c | d  is rewritten  R: (c | d) (a | b)*;  any other
+     left recursion (indirect, or hidden behind a nullable prefix) raises GrammarError.
+Invariant of the result: every kept rule is productive and no rule can call itself (directly or
+not) before consuming a byte, so a pushdown closure terminates.
+"""
+from __future__ import annotations
+
+from . import ir
+from .errors import GrammarError
+from .regex import parse_regex
+
+INLINE_TINY = 24  # a non-recursive rule this small (in NFA states) is inlined at every use,
+INLINE_BUDGET = 3000  # a larger one while its copies stay within this budget (or used once)
+INLINE_SMALL = 150  # inside recursion cycles: inline a member whose copies stay this small
+
+
+def _children(node) -> tuple:
+    if isinstance(node, (ir.Seq, ir.Alt)):
+        return node.items
+    if isinstance(node, ir.Repeat):
+        return (node.item,)
+    return ()
+
+
+def _rebuild(node, fn):
+    """Apply fn to the children of node; returns node itself when nothing changed."""
+    if isinstance(node, (ir.Seq, ir.Alt)):
+        items = tuple(fn(it) for it in node.items)
+        if all(a is b for a, b in zip(items, node.items)):
+            return node
+        return type(node)(items)
+    if isinstance(node, ir.Repeat):
+        item = fn(node.item)
+        return node if item is node.item else ir.Repeat(item, node.min, node.max)
+    return node
+
+
+def _map_leaves(node, fn):
+    out = fn(node)
+    if out is not node:
+        return out
+    return _rebuild(node, lambda c: _map_leaves(c, fn))
+
+
+def refs(node, acc: set | None = None) -> set[str]:
+    acc = set() if acc is None else acc
+    if isinstance(node, ir.Ref):
+        acc.add(node.name)
+    for c in _children(node):
+        refs(c, acc)
+    return acc
+
+
+def _ref_list(node, acc: list | None = None) -> list[str]:
+    acc = [] if acc is None else acc
+    if isinstance(node, ir.Ref):
+        acc.append(node.name)
+    for c in _children(node):
+        _ref_list(c, acc)
+    return acc
+
+
+def size(node) -> int:
+    """Roughly the NFA states the node unrolls to (bounded repeats count every copy)."""
+    if isinstance(node, ir.Repeat):
+        return 1 + size(node.item) * max(node.min if node.max is None else node.max, 1)
+    if isinstance(node, ir.Literal):
+        return max(len(node.value), 1)
+    return 1 + sum(size(c) for c in _children(node))
+
+
+def _resolve_regex(node):
+    if isinstance(node, ir.Regex):
+        return parse_regex(node.pattern)
+    if isinstance(node, ir.Repeat) and node.max is not None and node.max < node.min:
+        raise GrammarError(f"repeat bounds min={node.min} > max={node.max}")
+    return node
+
+
+def _productive(rules: dict) -> set[str]:
+    good: set[str] = set()
+
+    def prod(node) -> bool:
+        if isinstance(node, ir.Ref):
+            return node.name in good
+        if isinstance(node, ir.Seq):
+            return all(prod(i) for i in node.items)
+        if isinstance(node, ir.Alt):
+            return any(prod(i) for i in node.items)
+        if isinstance(node, ir.Repeat):
+            return node.min == 0 or prod(node.item)
+        if isinstance(node, (ir.CharClass, ir.ByteClass)):
+            return bool(node.ranges) or getattr(node, "negated", False)
+        return True
+
+    changed = True
+    while changed:
+        changed = False
+        for name, body in rules.items():
+            if name not in good and prod(body):
+                good.add(name)
+                changed = True
+    return good
+
+
+def _lead(node, nullable: set[str]) -> tuple[set[str], bool]:
+    """(rules that can be entered before any byte is consumed, node matches the empty string)."""
+    if isinstance(node, ir.Ref):
+        return {node.name}, node.name in nullable
+    if isinstance(node, ir.Literal):
+        return set(), not node.value
+    if isinstance(node, ir.Seq):
+        out: set[str] = set()
+        for it in node.items:
+            r, n = _lead(it, nullable)
+            out |= r
+            if not n:
+                return out, False
+        return out, True
+    if isinstance(node, ir.Alt):
+        out, any_null = set(), False
+        for it in node.items:
+            r, n = _lead(it, nullable)
+            out |= r
+            any_null |= n
+        return out, any_null
+    if isinstance(node, ir.Repeat):
+        r, n = _lead(node.item, nullable)
+        return r, n or node.min == 0
+    return set(), False
+
+
+def _alternatives(node, name: str, nullable: set[str]) -> list[tuple]:
+    """node as a union of sequences, expanded only as far as needed to expose a leading
+    Ref(name): every returned sequence either starts with Ref(name) or cannot begin with it."""
+    if name not in _lead(node, nullable)[0] or isinstance(node, ir.Ref):
+        return [(node,)]
+    if isinstance(node, ir.Alt):
+        return [a for it in node.items for a in _alternatives(it, name, nullable)]
+    if isinstance(node, ir.Seq):
+        first, rest = node.items[0], node.items[1:]
+        out = []
+        for a in _alternatives(first, name, nullable):
+            if a == ():
+                out.extend(_alternatives(ir.Seq(rest), name, nullable) if rest else [()])
+            else:
+                out.append(a + rest)
+        return out
+    if isinstance(node, ir.Repeat):
+        if node.max == 0:
+            return [()]
+        more = ir.Repeat(node.item, max(node.min - 1, 0), None if node.max is None else node.max - 1)
+        tail = [a + (more,) for a in _alternatives(node.item, name, nullable)]
+        return tail if node.min > 0 else [()] + tail
+    return [(node,)]
+
+
+def _eliminate_direct_left_recursion(name: str, body, nullable: set[str] = frozenset()):
+    """R: R a | R b | c  ->  R: c (a | b)*  (when R leads some alternative of its own body)."""
+    if name not in _lead(body, nullable)[0]:
+        return body
+    rec, base = [], []
+    for a in _alternatives(body, name, nullable):
+        if a and a[0] == ir.Ref(name):
+            if len(a) > 1:
+                rec.append(ir.Seq(a[1:]))
+        else:
+            base.append(ir.Seq(a))
+    if not rec:
+        return body
+    return ir.Seq((ir.Alt(tuple(base)), ir.Repeat(ir.Alt(tuple(rec)), 0, None)))
+
+
+def _nullable_rules(rules: dict) -> set[str]:
+    nullable: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, body in rules.items():
+            if name not in nullable and _lead(body, nullable)[1]:
+                nullable.add(name)
+                changed = True
+    return nullable
+
+
+def _check_left_recursion(rules: dict) -> None:
+    nullable = _nullable_rules(rules)
+    graph = {name: _lead(body, nullable)[0] for name, body in rules.items()}
+    state: dict[str, int] = {}  # 1 = on the DFS path, 2 = done
+
+    def dfs(n: str, path: list[str]) -> None:
+        state[n] = 1
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                cycle = " -> ".join(path[path.index(m):] + [m]) if m in path else m
+                raise GrammarError(f"left recursion is not supported: {cycle}")
+            if m not in state:
+                dfs(m, path + [m])
+        state[n] = 2
+
+    for name in rules:
+        if name not in state:
+            dfs(name, [name])
+
+
+def _sccs(rules: dict) -> list[list[str]]:
+    """Strongly connected components of the reference graph (Tarjan, iterative)."""
+    graph = {n: sorted(refs(b) & rules.keys()) for n, b in rules.items()}
+    index, low, on, stack, out, counter = {}, {}, set(), [], [], [0]
+    for root in rules:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter[0]
+                counter[0] += 1
+                stack.append(node)
+                on.add(node)
+            if i < len(graph[node]):
+                work.append((node, i + 1))
+                nxt = graph[node][i]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            for nxt in graph[node]:
+                if nxt in on:
+                    low[node] = min(low[node], low[nxt])
+            if low[node] == index[node]:
+                comp = []
+                while True:
+                    x = stack.pop()
+                    on.discard(x)
+                    comp.append(x)
+                    if x == node:
+                        break
+                out.append(comp)
+    return out
+
+
+def _inline_cycle_members(kept: dict, start: str, recursive: set[str]) -> dict:
+    """Inside recursion cycles inline, a batch per round, members that no longer refer to
+    themselves, are small, and neither refer to nor are referred to by the batch."""
+    while True:
+        counts: dict[str, int] = {}
+        for body in kept.values():
+            for r in _ref_list(body):
+                counts[r] = counts.get(r, 0) + 1
+        batch: dict[str, ir.Node] = {}
+        batch_refs: set[str] = set()
+        for name, body in kept.items():
+            if name == start or name not in recursive or name in batch_refs:
+                continue
+            rs = refs(body)
+            if name in rs or rs & batch.keys() or \
+                    size(body) * max(counts.get(name, 0) - 1, 1) > INLINE_SMALL:
+                continue
+            batch[name] = body
+            batch_refs |= rs
+        if not batch:
+            break
+        sub = lambda x: batch[x.name] if isinstance(x, ir.Ref) and x.name in batch else x  # noqa: E731
+        kept = {n: _map_leaves(b, sub) for n, b in kept.items() if n not in batch}
+    return kept
+
+
+def _inline(rules: dict, start: str) -> dict:
+    """Inline small or single-use rules; inside recursion cycles keep a few rules as frames."""
+    rules = dict(rules)
+    uses: dict[str, int] = {n: 0 for n in rules}
+    for body in rules.values():
+        for r in _ref_list(body):
+            uses[r] += 1
+    recursive = set()
+    for comp in _sccs(rules):
+        if len(comp) > 1 or comp[0] in refs(rules[comp[0]]):
+            recursive.update(comp)
+    # 1. non-recursive rules: expand bottom-up with a memo (each body is built once)
+    memo: dict[str, ir.Node] = {}
+    esize: dict[str, int] = {}
+
+    def inlinable(n: str) -> bool:
+        if n == start or n in recursive:
+            return False
+        expand(n)
+        return esize[n] <= INLINE_TINY or uses[n] == 1 or esize[n] * uses[n] <= INLINE_BUDGET
+
+    def subst(node):
+        if isinstance(node, ir.Ref) and node.name in rules and inlinable(node.name):
+            return memo[node.name]
+        return _rebuild(node, subst)
+
+    def expand(n: str) -> ir.Node:
+        if n not in memo:
+            memo[n] = subst(rules[n])
+            esize[n] = size(memo[n])
+        return memo[n]
+
+    kept = {n: (rules[n] if n in recursive else expand(n)) for n in rules
+            if n == start or n in recursive or not inlinable(n)}
+    kept = {n: subst(b) if n in recursive else b for n, b in kept.items()}
+    kept = _inline_cycle_members(kept, start, recursive)
+    reachable, todo = {start}, [start]
+    while todo:
+        for r in refs(kept[todo.pop()]):
+            if r not in reachable:
+                reachable.add(r)
+                todo.append(r)
+    return {n: b for n, b in kept.items() if n in reachable}
+
+
+def prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
+    """The kept rules (start first), ready for automaton construction; see the module doc."""
+    rules = {n: _map_leaves(b, _resolve_regex) for n, b in grammar.rules.items()}
+    for name, body in rules.items():
+        missing = refs(body) - rules.keys()
+        if missing:
+            raise GrammarError(f"rule {name!r} refers to undefined rule(s) {sorted(missing)}")
+    good = _productive(rules)
+    if grammar.start not in good:
+        raise GrammarError(f"the grammar matches nothing (rule {grammar.start!r} is unproductive)")
+    nothing = lambda n: ir.NOTHING if isinstance(n, ir.Ref) and n.name not in good else n  # noqa: E731
+    rules = {n: _map_leaves(b, nothing) for n, b in rules.items() if n in good}
+    rules = {n: _eliminate_direct_left_recursion(n, b) for n, b in rules.items()}
+    rules = _inline(rules, grammar.start)
+    nullable = _nullable_rules(rules)
+    rules = {n: _eliminate_direct_left_recursion(n, b, nullable) for n, b in rules.items()}
+    _check_left_recursion(rules)
+    return {grammar.start: rules[grammar.start], **rules}

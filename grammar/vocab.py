@@ -1,0 +1,131 @@
+"""A tokenizer's vocabulary as byte strings, plus the arrays the mask walk needs.
+
+Token ids index `tokens`; special tokens (BOS, chat markers, ...) are never allowed by a
+grammar, EOS tokens are allowed exactly when the grammar can terminate.
+
+Token trie (built once per vocabulary, shared by every compiled grammar), for the mask walk.
+Nodes are the distinct prefixes of the walkable (non-special, non-empty) tokens, numbered
+depth-major and, within a depth, in byte-lexicographic order; node 0 is the empty prefix.  So the
+children of a node are one contiguous range, and the children of a sorted node list are sorted:
+
+    depth 0: [0]      depth 1: [1 "a"][2 "b"]      depth 2: [3 "ab"][4 "ac"][5 "bx"] ...
+    parent      [N]   int64  node -> its prefix minus the last byte
+    last_byte   [N]   uint8  node -> its last byte
+    child_lo/hi [N]   int64  node -> children are nodes child_lo..child_hi-1
+    token_ids   [n]   int64  walkable token ids;  token_node [n] int64: the node spelling each
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+
+
+def _gpt2_byte_decoder() -> dict[str, int]:
+    """The GPT-2 byte-level BPE alphabet: printable stand-ins for the 256 byte values."""
+    keep = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + extra)] = b
+            extra += 1
+    return chars
+
+
+_BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+class Vocabulary:
+    def __init__(self, tokens: list[bytes], eos_token_ids=(), special_token_ids=()):
+        self.tokens = [bytes(t) for t in tokens]
+        self.size = len(self.tokens)
+        self.eos_token_ids = sorted(set(int(i) for i in eos_token_ids))
+        self.special_token_ids = sorted(set(int(i) for i in special_token_ids)
+                                        | set(self.eos_token_ids))
+        special = set(self.special_token_ids)
+        for i in self.eos_token_ids:
+            if not 0 <= i < self.size:
+                raise ValueError(f"eos token id {i} outside the vocabulary (size {self.size})")
+        walk = [i for i in range(self.size) if i not in special and self.tokens[i]]
+        self.max_len = max((len(self.tokens[i]) for i in walk), default=0)
+        self._build_trie(walk)
+        self.num_words = (self.size + 31) // 32
+        self.hash = hashlib.sha256(b"\0".join(self.tokens) + repr(self.eos_token_ids).encode()
+                                   + repr(self.special_token_ids).encode()).hexdigest()[:16]
+
+    def _build_trie(self, walk: list[int]) -> None:
+        by_depth: list[set[bytes]] = [set() for _ in range(self.max_len + 1)]
+        for i in walk:
+            tok = self.tokens[i]
+            for j in range(1, len(tok) + 1):
+                by_depth[j].add(tok[:j])
+        node: dict[bytes, int] = {b"": 0}
+        ordered: list[bytes] = [b""]
+        for j in range(1, self.max_len + 1):
+            for p in sorted(by_depth[j]):
+                node[p] = len(ordered)
+                ordered.append(p)
+        n = len(ordered)
+        self.parent = np.asarray([0] + [node[p[:-1]] for p in ordered[1:]], dtype=np.int64)
+        self.last_byte = np.asarray([0] + [p[-1] for p in ordered[1:]], dtype=np.uint8)
+        counts = np.bincount(self.parent[1:], minlength=n)  # children per node
+        # children of node p are contiguous; nodes are sorted by parent so lo = first index
+        self.child_lo = np.zeros(n, dtype=np.int64)
+        self.child_lo[:] = np.searchsorted(self.parent[1:], np.arange(n)) + 1
+        self.child_hi = self.child_lo + counts
+        # depth_lo[j] .. depth_lo[j + 1] - 1: the nodes of depth j
+        depth_sizes = [1] + [len(by_depth[j]) for j in range(1, self.max_len + 1)]
+        self.depth_lo = np.concatenate([[0], np.cumsum(depth_sizes)]).astype(np.int64)
+        self.token_ids = np.asarray(walk, dtype=np.int64)
+        self.token_node = np.asarray([node[self.tokens[i]] for i in walk], dtype=np.int64)
+        self.num_nodes = n
+
+    def __repr__(self) -> str:
+        return f"Vocabulary(size={self.size}, eos={self.eos_token_ids}, hash={self.hash})"
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, eos_token_ids=None) -> "Vocabulary":
+        """From a Hugging Face tokenizer: byte-level BPE (GPT-2 'Ġ' alphabet) or SentencePiece
+        ('▁' for spaces, <0xXX> byte fallback).  Added special tokens are marked special."""
+        n = len(tokenizer)
+        pieces = tokenizer.convert_ids_to_tokens(list(range(n)))
+        special = set(getattr(tokenizer, "all_special_ids", []) or [])
+        added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+        for i, tok in added.items():
+            if getattr(tok, "special", False):
+                special.add(int(i))
+        added_ids = {int(i) for i in added}
+        sentencepiece = any(p and p.startswith("▁") for p in pieces[:5000]) and \
+            not any(p and p.startswith("Ġ") for p in pieces[:5000])
+        decoder = _gpt2_byte_decoder()
+        tokens = []
+        for i, p in enumerate(pieces):
+            p = p or ""
+            if i in added_ids:
+                tokens.append(p.encode())
+            elif sentencepiece:
+                m = _BYTE_FALLBACK.match(p)
+                tokens.append(bytes([int(m.group(1), 16)]) if m else p.replace("▁", " ").encode())
+            elif all(c in decoder for c in p):
+                tokens.append(bytes(decoder[c] for c in p))
+            else:
+                tokens.append(p.encode())
+        if eos_token_ids is None:
+            eos = getattr(tokenizer, "eos_token_id", None)
+            eos_token_ids = [] if eos is None else [eos]
+        return cls(tokens, eos_token_ids=eos_token_ids, special_token_ids=special)
+
+
+def allocate_bitmask(rows: int, vocab_size: int) -> np.ndarray:
+    """A zeroed int32 mask of shape (rows, ceil(vocab_size / 32)); bit t%32 of word t//32."""
+    return np.zeros((rows, (vocab_size + 31) // 32), dtype=np.int32)
+
+
+def pack_bits(allowed: np.ndarray, num_words: int) -> np.ndarray:
+    """bool [V] (token id order) -> int32 [num_words], little-endian bit order in each word."""
+    padded = np.zeros(num_words * 32, dtype=bool)
+    padded[: allowed.shape[0]] = allowed
+    return np.packbits(padded, bitorder="little").view("<u4").astype(np.int32, copy=False)

@@ -1,0 +1,236 @@
+"""JSON Schema front end: keyword by keyword, checked by the reference recognizer (the oracle)
+and by the compiled matcher over a byte vocabulary, on compact, json.dumps and indented forms."""
+import json
+
+import pytest
+
+from grammar import GrammarCompiler, GrammarError, Vocabulary
+from grammar.json_schema import json_schema_to_grammar
+from grammar.json_values import json_value_rules
+from grammar.reference import Recognizer
+
+BYTES = GrammarCompiler(Vocabulary([bytes([i]) for i in range(256)]))
+
+
+def forms(value) -> list[str]:
+    return [json.dumps(value), json.dumps(value, separators=(",", ":")), json.dumps(value, indent=2),
+            json.dumps(value, ensure_ascii=False)]
+
+
+def check(schema, good=(), bad=(), raw_bad=(), oracle=True, **kw):
+    """Every form of `good` is accepted and every form of `bad` (and each raw text) rejected."""
+    grammar, _ = json_schema_to_grammar(schema, **kw)
+    compiled = BYTES.compile_grammar(grammar)
+    rec = Recognizer(grammar) if oracle else None
+
+    def accepted(text: str) -> bool:
+        m = compiled.matcher()
+        fast = m.accept_bytes(text.encode()) and m.can_terminate()
+        if rec is not None:
+            assert rec.feed(text.encode()).complete() == fast, f"oracle and matcher disagree on {text!r}"
+        return fast
+
+    for value in good:
+        for text in forms(value):
+            assert accepted(text), f"{schema}: valid {text!r} rejected"
+    for value in bad:
+        for text in forms(value):
+            assert not accepted(text), f"{schema}: invalid {text!r} accepted"
+    for text in raw_bad:
+        assert not accepted(text), f"{schema}: invalid {text!r} accepted"
+
+
+def test_scalar_types():
+    check({"type": "null"}, [None], [0, "null", False])
+    check({"type": "boolean"}, [True, False], [None, 0])
+    check({"type": ["string", "null"]}, ["x", None, "", "é\n\"\\"], [1, True])
+    check({"type": "integer"}, [0, -7, 123456789012345], [1.5, "1"], raw_bad=["01", "-0", "+1", "1e3"])
+    check({"type": "number"}, [0, -2.5, 1e-07, 3.14159, 1e300, 12], ["1"], raw_bad=["01.5", ".5", "1."])
+
+
+def test_whitespace_is_bounded():
+    check({"type": "object"}, [{"a": [1, 2]}, {}], raw_bad=[" {}", "{}\n", "{" + " " * 50 + "}"])
+    check({"type": "array"}, [[1, [2, {"x": None}]]], raw_bad=["[1,\n" + " " * 41 + "2]"])
+
+
+def test_integer_ranges_exact():
+    schema = {"type": "integer", "minimum": -13, "maximum": 275}
+    check(schema, [-13, -1, 0, 9, 10, 99, 100, 199, 270, 275], [-14, -100, 276, 300, 1000, 2750])
+    check({"type": "integer", "exclusiveMinimum": 5, "exclusiveMaximum": 8.5}, [6, 7, 8], [5, 9, 4])
+    check({"type": "integer", "minimum": 1000}, [1000, 99999, 10 ** 18], [999, 0, -1000])
+    check({"type": "integer", "maximum": -5}, [-5, -6, -1000], [-4, 0, 5])
+
+
+def test_decimal_ranges_exact():
+    check({"type": "number", "minimum": -1.25, "exclusiveMaximum": 3.5},
+          [-1.25, -1.2, -1, 0, 0.001, 3, 3.4999, 1.25], [-1.26, -1.3, -2, 3.5, 3.51, 4, 100])
+    check({"type": "number", "exclusiveMinimum": 0, "maximum": 1}, [0.5, 1, 0.0001, 0.999], [0, -0.5, 1.01, 2])
+    check({"type": "number", "minimum": 0.1, "maximum": 0.12}, [0.1, 0.11, 0.12, 0.115], [0.09, 0.121, 0.13, 1])
+
+
+def test_multiple_of():
+    check({"type": "integer", "multipleOf": 5}, [0, 5, -10, 1234567890], [1, 6, -11])
+    check({"type": "integer", "multipleOf": 3, "minimum": 0}, [0, 3, 12, 99999], [-3, 1, 100])
+    check({"type": "integer", "multipleOf": 7, "minimum": 10, "maximum": 40}, [14, 21, 35], [7, 42, 15])
+    check({"type": "number", "multipleOf": 0.01, "minimum": 0}, [0, 1.5, 19.99, 3], [0.001, -1, 1.234])
+
+
+def test_strings_lengths_patterns_and_escapes():
+    check({"type": "string", "minLength": 2, "maxLength": 3}, ["ab", "abc", "é\n", "😀😀"], ["a", "abcd", "", "😀"])
+    check({"type": "string", "pattern": "^[a-z]+$", "maxLength": 3}, ["abc", "a"], ["abcd", "", "A"])
+    check({"type": "string", "pattern": "é"}, ["xéy", "é"], ["e", ""])
+    check({"type": "string", "pattern": '^a"b\\\\c/$'}, ['a"b\\c/'], ["abc"], oracle=False)
+    check({"type": "string", "pattern": "^[^a]$"}, ["b", "\n", "\u2028", '"'], ["a", "bb"])
+
+
+def test_formats():
+    check({"type": "string", "format": "date"}, ["2024-02-29", "2023-12-31"], ["2023-02-29", "2023-13-01", "x"])
+    check({"type": "string", "format": "uuid"}, ["123e4567-e89b-12d3-a456-426614174000"], ["123e4567"])
+    check({"type": "string", "format": "ipv4"}, ["192.168.0.1", "0.0.0.0"], ["256.1.1.1", "01.1.1.1"], oracle=False)
+    check({"type": "string", "format": "date-time"}, ["2024-05-01T12:30:00Z", "2024-05-01T12:30:00.5+02:00"],
+          ["2024-05-01 12:30:00", "2024-05-01T12:30:00"], oracle=False)
+
+
+def test_object_order_optional_and_additional():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {}},
+              "required": ["b"]}
+    check(schema, [{"b": "x"}, {"a": 1, "b": "x"}, {"a": 1, "b": "x", "c": [1], "zz": None}],
+          [{"a": 1}, {"a": "1", "b": "x"}, {}])
+    closed = dict(schema, additionalProperties=False)
+    check(closed, [{"b": "x", "c": None}], [{"b": "x", "d": 1}, {"b": "x", "bb": 1}])
+    check({"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string"}},
+          [{"a": 1, "x": "y"}, {"x": "y"}], [{"x": 1}, {"a": "s"}])
+
+
+def test_additional_keys_never_spell_declared_names():
+    schema = {"type": "object", "properties": {"ab": {"type": "integer"}}}
+    check(schema, [{"ab": 1, "a": "s", "abc": "s", "b": []}], [{"ab": "x"}],
+          raw_bad=['{"ab":1,"ab":"s"}', '{"a\\u0062":"s"}'])
+
+
+def test_min_max_properties():
+    schema = {"type": "object", "properties": {"a": {}, "b": {}}, "minProperties": 1, "maxProperties": 2}
+    check(schema, [{"a": 1}, {"b": 1, "x": 2}, {"a": 1, "b": 2}], [{}, {"a": 1, "b": 2, "c": 3}])
+
+
+def test_pattern_properties_with_closed_object():
+    schema = {"type": "object", "patternProperties": {"^x-": {"type": "integer"}}, "additionalProperties": False}
+    check(schema, [{"x-a": 1, "x-b": 2}, {}], [{"x-a": "s"}, {"y": 1}])
+
+
+def test_property_names():
+    check({"type": "object", "propertyNames": {"enum": ["a", "b"]}}, [{"a": 1, "b": 2}, {}], [{"c": 1}])
+    check({"type": "object", "propertyNames": {"pattern": "^[a-z]+$", "maxLength": 3}}, [{"ab": 1}],
+          [{"abcd": 1}, {"A": 1}])
+
+
+def test_key_order_is_the_schema_order():
+    check({"type": "object", "properties": {"a": {}, "b": {}}, "additionalProperties": False},
+          [{"a": 1, "b": 2}], [{"b": 2, "a": 1}])
+
+
+def test_not_type_and_unknown_formats():
+    check({"not": {"type": "null"}}, [1, "x", {}], [None])
+    check({"type": ["integer", "string"], "not": {"type": "number"}}, ["x"], [1])
+    check({"type": "string", "format": "int64"}, ["anything"], [1])  # unknown format: an annotation
+
+
+def test_arrays():
+    check({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
+          [[1], [1, 2, 3]], [[], [1, 2, 3, 4], ["a"]])
+    check({"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}], "items": False},
+          [[], ["a"], ["a", 1]], [[1], ["a", 1, 2]])
+    check({"type": "array", "prefixItems": [{"type": "string"}], "items": {"type": "boolean"}, "minItems": 2},
+          [["a", True], ["a", True, False]], [["a"], ["a", 1]])
+    check({"items": [{"type": "integer"}], "additionalItems": False}, [[1], []], [[1, 2]])  # draft-07
+
+
+def test_enum_and_const():
+    check({"enum": ["a", 1, None, {"k": [1, 2]}]}, ["a", 1, None, {"k": [1, 2]}, 1.0], ["b", 2, {"k": [1]}])
+    check({"const": "é"}, ["é"], ["e"])
+    check({"type": "string", "enum": ["a", 1, "bb"], "maxLength": 1}, ["a"], ["bb", 1])
+    check({"enum": [[1, 1], [1, 2]], "uniqueItems": True, "not": {"const": [3]}}, [[1, 2]], [[1, 1]])
+
+
+def test_all_of_is_an_intersection():
+    schema = {"allOf": [{"type": "object", "properties": {"a": {"type": "integer", "minimum": 0}}, "required": ["a"]},
+                        {"properties": {"a": {"maximum": 10}, "b": {"type": "string"}}, "required": ["b"]}]}
+    check(schema, [{"a": 3, "b": "x"}], [{"a": 11, "b": "x"}, {"a": 3}, {"b": "x"}, {"a": -1, "b": "x"}])
+    closed = {"allOf": [{"properties": {"a": {}}, "additionalProperties": False}, {"properties": {"b": {}}}]}
+    check(closed, [{"a": 1}, {}], [{"b": 1}, {"a": 1, "b": 2}])
+    check({"allOf": [{"type": ["integer", "string"]}, {"type": "number"}]}, [1], ["x", 1.5])
+
+
+def test_any_of_one_of_and_refs():
+    check({"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 1}]}, [1, "a"], ["ab", None])
+    tagged = {"oneOf": [{"type": "object", "properties": {"k": {"const": "a"}, "x": {"type": "integer"}},
+                         "required": ["k"]},
+                        {"type": "object", "properties": {"k": {"const": "b"}}, "required": ["k"]}]}
+    check(tagged, [{"k": "a", "x": 1}, {"k": "b"}], [{"k": "c"}, {"k": "a", "x": "s"}])
+    untyped = {"oneOf": [{"properties": {"k": {"enum": ["a"]}}, "required": ["k"]},
+                         {"properties": {"k": {"enum": ["b"]}}, "required": ["k"]}]}
+    check(untyped, [{"k": "a"}, {"k": "b"}], ["x", 1, None, {"k": "c"}])  # non-objects match both branches
+    tree = {"$ref": "#/$defs/n", "$defs": {"n": {"type": "object", "properties": {
+        "v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#/$defs/n"}}},
+        "required": ["v"], "additionalProperties": False}}}
+    check(tree, [{"v": 1}, {"v": 1, "kids": [{"v": 2, "kids": [{"v": 3}]}]}], [{"v": 1, "kids": [{}]}])
+    check({"$defs": {"p": {"type": "integer", "minimum": 1}}, "$ref": "#/$defs/p", "maximum": 3}, [1, 3], [0, 4])
+
+
+def test_unevaluated_properties():
+    schema = {"allOf": [{"properties": {"a": {}}}], "properties": {"b": {}}, "unevaluatedProperties": False}
+    check(schema, [{"a": 1, "b": 2}], [{"c": 1}])
+
+
+@pytest.mark.parametrize("schema, pointer, keyword", [
+    ({"type": "array", "uniqueItems": True}, "/uniqueItems", "uniqueItems"),
+    ({"properties": {"x": {"not": {"minimum": 3}}}}, "/properties/x/not", "not"),
+    ({"properties": {"a": {"items": {"if": {}, "then": {}}}}}, "/properties/a/items/if", "if"),
+    ({"type": "array", "contains": {"type": "integer"}}, "/contains", "contains"),
+    ({"$ref": "http://example.com/other.json"}, "/$ref", None),
+    ({"properties": {"s": {"type": "string", "format": "idn-email"}}}, "/properties/s/format", "format"),
+    ({"properties": {"s": {"type": "string", "pattern": "(?=a)"}}}, "/properties/s/pattern", None),
+    ({"oneOf": [{"type": "integer"}, {"minimum": 0}]}, "/oneOf", "oneOf"),
+    ({"type": "object", "dependentRequired": {"a": ["b"]}}, "/dependentRequired", "dependentRequired"),
+    ({"allOf": [{"pattern": "a"}, {"pattern": "b"}]}, "/allOf/1/pattern", "pattern"),
+    ({"type": "string", "pattern": "a", "format": "date"}, "/format", "format"),
+    ({"type": "string", "pattern": "a", "maxLength": 5}, "/maxLength", "maxLength"),
+    ({"type": "number", "multipleOf": 0.3}, "/multipleOf", "multipleOf"),
+])
+def test_strict_errors_name_the_pointer_and_non_strict_warns(schema, pointer, keyword):
+    with pytest.raises(GrammarError) as err:
+        json_schema_to_grammar(schema)
+    assert err.value.pointer == pointer
+    if keyword is not None:
+        _, warnings = json_schema_to_grammar(schema, strict=False)
+        assert any(w.startswith(pointer) and keyword in w for w in warnings), warnings
+
+
+def test_non_strict_is_a_superset():
+    check({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, [[1, 2], [1, 1]], [["a"]],
+          strict=False)
+    check({"type": "array", "uniqueItems": True, "maxItems": 1}, [[], [1]], [[1, 2]])  # trivially unique
+
+
+def test_option_forbids_additional_properties_by_default():
+    check({"type": "object", "properties": {"a": {}}}, [{"a": 1}], [{"a": 1, "b": 2}],
+          allow_additional_properties_default=False)
+
+
+def test_schema_errors():
+    with pytest.raises(GrammarError):
+        json_schema_to_grammar("{not json")
+    with pytest.raises(GrammarError) as err:
+        json_schema_to_grammar({"properties": {"a": {"type": "strnig"}}})
+    assert err.value.pointer == "/properties/a/type"
+    grammar, warnings = json_schema_to_grammar('{"type": "integer"}')
+    assert warnings == [] and grammar.start in grammar.rules
+
+
+def test_json_value_rules_reusable():
+    from grammar import ir
+    rules = json_value_rules("json_")
+    grammar = ir.Grammar(rules={**rules, "start": ir.Ref("json_value")})
+    rec = Recognizer(grammar)
+    for text in forms({"a": [1, 2.5, None, True, "x\n"]}):
+        assert rec.feed(text.encode()).complete()
