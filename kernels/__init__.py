@@ -1,8 +1,55 @@
 """kernels: tensor ops of gramserve (paged attention, KV write, fused sampling).
 
-Imports nothing of ours. Every Triton kernel has a pure-torch reference in `kernels.reference`;
-the engine picks the Triton path on CUDA and the torch path on the CPU, once at start-up.
+Imports nothing of ours. Every Triton kernel has a pure-torch reference in `kernels.reference`
+(its specification). The backend is chosen once: `select_backend(device)` returns the Triton
+ops for a CUDA device and the torch ops otherwise; the module-level names below are bound at
+import time for the default device (CUDA when available). Triton is imported only when the
+Triton backend is selected, so a CPU-only install needs no triton.
 """
-from kernels.reference import gather_kv, paged_attention, write_kv
+from __future__ import annotations
 
-__all__ = ["gather_kv", "paged_attention", "write_kv"]
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from kernels import reference
+from kernels.reference import SamplerOutput, SamplingTensors, gather_kv
+
+
+@dataclass(frozen=True)
+class KernelBackend:
+    name: str  # "triton" or "torch"
+    sample: Callable[[torch.Tensor, SamplingTensors], SamplerOutput]
+    write_kv: Callable[..., None]
+    paged_attention: Callable[..., torch.Tensor]
+    gather_kv: Callable[..., torch.Tensor]
+
+
+def select_backend(device: torch.device | str) -> KernelBackend:
+    """Triton kernels for a CUDA device, the torch references for anything else."""
+    if torch.device(device).type == "cuda":
+        from kernels import attention, sampling
+
+        return KernelBackend("triton", sampling.sample_triton, attention.write_kv, attention.paged_attention, gather_kv)
+    return KernelBackend(
+        "torch", reference.sample_reference, reference.write_kv, reference.paged_attention, gather_kv
+    )
+
+
+BACKEND = select_backend("cuda" if torch.cuda.is_available() else "cpu")
+sample = BACKEND.sample
+write_kv = BACKEND.write_kv
+paged_attention = BACKEND.paged_attention
+
+__all__ = [
+    "BACKEND",
+    "KernelBackend",
+    "SamplerOutput",
+    "SamplingTensors",
+    "gather_kv",
+    "paged_attention",
+    "sample",
+    "select_backend",
+    "write_kv",
+]

@@ -62,7 +62,7 @@ class DecoderLayer(nn.Module):
         kernels.write_kv(k_cache, v_cache, k, v, batch.slot_mapping)
         out = kernels.paged_attention(
             q, k_cache, v_cache, batch.query_start_loc, batch.seq_lens, batch.block_tables,
-            self.scale, self.window,
+            self.scale, self.window, max_query_len=batch.max_query_len,
         )  # [T, Hq, D]
         return self.o_proj(out.reshape(t, self.q_size))  # [T, H]
 
