@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from grammar.ir import EMPTY, NOTHING, CharClass, Literal, Node, Repeat
+from grammar.ir import EMPTY, NOTHING, Literal, Node, Repeat
 from grammar.json_merge import both
 from grammar.json_refs import escape_pointer
 from grammar.json_values import QUOTE, STRING_CHAR, STRING_UNIT, WS, alt, escaped_class, seq, string_literal
@@ -102,7 +102,6 @@ def _extra(lw, schema: dict, ptr: str, base: str, addl) -> Node | None:
         elif len({repr(s) for s in pats.values()}) > 1:
             lw.unsupported("patternProperties", "several patternProperties with different schemas may "
                            "overlap", f"{ptr}/patternProperties")
-        lw.note_duplicate_keys(f"{ptr}/patternProperties")
         for p, s in pats.items():
             where = f"{ptr}/patternProperties/{escape_pointer(p)}"
             members.append(seq((_pattern_key(lw, p, where), COLON, lw.node(s, where, base))))
@@ -123,7 +122,6 @@ def _name_key(lw, names, declared: list[str], ptr: str, base: str) -> Node:
                     and lw.is_valid(v, names)] or [NOTHING])
     if isinstance(names, dict) and set(names) <= {"type", "pattern", "minLength", "maxLength", "format",
                                                    "title", "description"} and names.get("type", "string") == "string":
-        lw.note_duplicate_keys(ptr)
         from grammar.json_scalars import string_node
         return string_node(lw, names, ptr)
     lw.unsupported("propertyNames", "this propertyNames schema cannot be enforced on additional keys", ptr)

@@ -11,7 +11,6 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 
-from grammar import ir
 from grammar.formats import KNOWN_UNSUPPORTED, format_pattern
 from grammar.ir import EMPTY, NOTHING, Alt, CharClass, Literal, Node, Repeat, Seq
 from grammar.json_numbers import decimal_range, int_range, multiple_of_rules

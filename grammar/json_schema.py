@@ -81,9 +81,6 @@ class _Lowerer:
             raise GrammarError(f"{message} (strict mode; strict=False drops it with a warning)", pointer=ptr)
         self.warnings.append(f"{ptr or '/'}: dropped {keyword}: {message}")
 
-    def note_duplicate_keys(self, ptr: str) -> None:
-        """Additional keys from a pattern may repeat a declared key name (JSON allows it)."""
-
     def fresh(self, hint: str) -> str:
         self.counter += 1
         return f"{hint}{self.counter}"

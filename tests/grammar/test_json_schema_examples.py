@@ -6,7 +6,6 @@ import json
 import os
 
 import jsonschema
-import numpy as np
 import pytest
 
 from grammar import GrammarCompiler, GrammarError, allocate_bitmask
