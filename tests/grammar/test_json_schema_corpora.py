@@ -13,9 +13,11 @@ from collections import Counter
 import pytest
 
 from grammar import GrammarError
+from shared_data import data_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SUITE = "/work/shared/data/json-schema-test-suite/tests/draft2020-12"
+SUITE = data_path("json-schema-test-suite", "tests", "draft2020-12")
+os.environ.setdefault("JSONSCHEMABENCH", data_path("jsonschemabench"))  # read by maskbench_coverage
 _spec = importlib.util.spec_from_file_location("maskbench_coverage",
                                                os.path.join(ROOT, "benchmarks", "maskbench_coverage.py"))
 mb = importlib.util.module_from_spec(_spec)

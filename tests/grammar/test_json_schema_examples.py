@@ -9,11 +9,12 @@ import jsonschema
 import pytest
 
 from grammar import GrammarCompiler, GrammarError, allocate_bitmask
+from shared_data import data_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEMAS = sorted(p for p in glob.glob(os.path.join(ROOT, "schemas", "*.json")) if not p.endswith(".example.json"))
 LARKS = sorted(glob.glob(os.path.join(ROOT, "schemas", "*.lark")))
-SUITE = "/work/shared/data/json-schema-test-suite/tests/draft2020-12"
+SUITE = data_path("json-schema-test-suite", "tests", "draft2020-12")
 TOKEN_LEVEL_SUITE_FILES = ("required.json", "enum.json", "minimum.json", "maxLength.json", "prefixItems.json")
 
 

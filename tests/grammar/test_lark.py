@@ -15,8 +15,9 @@ from lark import Lark
 from grammar import GrammarCompiler, GrammarError, Vocabulary, allocate_bitmask
 
 from grammar_helpers import allowed_ids
+from shared_data import data_path
 
-ROOT = "/work/shared/data/lark-grammars"
+ROOT = data_path("lark-grammars")
 FILES = sorted(glob.glob(os.path.join(ROOT, "**", "*.lark"), recursive=True))
 BYTE_VOCAB = Vocabulary([bytes([b]) for b in range(256)] + [b"select", b" from ", b"  ", b"<eos>"],
                         eos_token_ids=[259])

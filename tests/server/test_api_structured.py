@@ -11,9 +11,9 @@ import jsonschema
 import pydantic
 import pytest
 from conftest import MODEL, ROOT, chat
+from shared_data import data_path
 
-BENCH = next((p for p in (os.path.join(ROOT, "..", "shared", "data", "jsonschemabench"),
-                          "/work/shared/data/jsonschemabench") if os.path.isdir(p)), None)
+BENCH = data_path("jsonschemabench") if os.path.isdir(data_path("jsonschemabench")) else None
 # small schemas whose every value is bounded (enums, integers, booleans, short strings), so a
 # 135M model finishes each within max_tokens; drawn from four subsets
 SCHEMA_IDS = {"Github_easy": ["o27835", "o28259", "o28268", "o40223", "o91002"],
