@@ -106,6 +106,12 @@ class LLMEngine:
         bad = next((t for t in token_ids if not 0 <= t < vocab), None)
         if bad is not None:
             raise InvalidParameterError("prompt", f"token id {bad} is outside the vocabulary [0, {vocab})")
+        bs = self.block_manager.block_size
+        if -(-(len(token_ids) + 1) // bs) > self.block_manager.num_blocks:
+            raise InvalidParameterError(
+                "prompt", f"the prompt has {len(token_ids)} tokens, more than the KV cache holds "
+                f"({self.block_manager.num_blocks} blocks of {bs} tokens)",
+            )
         if len(token_ids) >= self.max_model_len:
             raise InvalidParameterError(
                 "prompt",
@@ -178,6 +184,8 @@ class LLMEngine:
         errors, self._errors = self._errors, []
         sched = self.scheduler.schedule()
         self.stats.num_preemptions += len(sched.preempted)
+        for req in sched.unschedulable:
+            errors.append(self._finish_now(req, RequestStatus.FINISHED_LENGTH))
         if sched.is_empty:
             if not errors and self._compiling and not self.scheduler.running:
                 cf.wait([f for _, f in self._compiling.values()], timeout=0.05, return_when=cf.FIRST_COMPLETED)
@@ -223,6 +231,12 @@ class LLMEngine:
                 self._forget(req)
             outputs.append(out)
         return outputs
+
+    def _finish_now(self, req: Request, status: RequestStatus) -> EngineOutput:
+        """Finish a request outside the sampling path (it holds no blocks and samples nothing)."""
+        self.scheduler.finish_request(req, status)
+        self._forget(req)
+        return EngineOutput(req.parent_id, req.index, [], req.detokenizer.flush(), True, FINISH_REASON[status])
 
     def _check_stop(self, req: Request, tok: int) -> tuple[RequestStatus | None, bool]:
         """(finish status or None, whether the sampled token itself is the stop)."""

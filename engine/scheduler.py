@@ -39,6 +39,8 @@ class ScheduledRequest:
 class SchedulerOutput:
     scheduled: list[ScheduledRequest] = field(default_factory=list)
     preempted: list[str] = field(default_factory=list)
+    # requests that cannot fit in the whole KV cache even alone; the engine finishes them ("length")
+    unschedulable: list[Request] = field(default_factory=list)
     num_batched_tokens: int = 0
 
     @property
@@ -138,6 +140,11 @@ class Scheduler:
                 n = budget
             table = self.bm.allocate_slots(req.request_id, req.token_ids, num_cached, n, blocks)
             if table is None:
+                if not self.running and not out.scheduled and self.bm.usage == 0.0:
+                    # nothing else holds blocks and it still does not fit: it never will
+                    self.waiting.popleft()
+                    out.unschedulable.append(req)
+                    continue
                 break
             self.waiting.popleft()
             req.num_computed_tokens = num_cached

@@ -26,6 +26,8 @@ def run_step(s: Scheduler, bm: BlockManager, next_token=lambda r: 1000 + r.num_o
     out = s.schedule()
     assert out.num_batched_tokens <= s.config.max_num_batched_tokens
     assert len(s.running) <= s.config.max_num_seqs
+    for r in out.unschedulable:
+        s.finish_request(r, RequestStatus.FINISHED_LENGTH)
     sampling = [x.request for x in out.scheduled if x.samples]
     s.update_after_step(out)
     for r in sampling:
@@ -140,4 +142,23 @@ def test_random_workload_finishes_everything(seed):
     for r in reqs:
         if r.status == RequestStatus.FINISHED_LENGTH:
             assert r.output_token_ids == [1000 + i for i in range(r.params.max_tokens)]
+    assert bm.num_free_blocks == bm.num_blocks
+
+
+def test_a_request_outgrowing_the_whole_cache_is_finished_not_retried_forever():
+    s, bm = make(num_blocks=6, block_size=4, budget=64)  # 24 token slots in all
+    big = req("big", 20, max_tokens=10)  # would need 30 slots
+    small = req("small", 3, max_tokens=2, base=500)
+    s.add_request(big)
+    s.add_request(small)
+    unschedulable = []
+    for _ in range(100):
+        if not s.has_unfinished():
+            break
+        out = run_step(s, bm)
+        unschedulable += [r.request_id for r in out.unschedulable]
+    assert not s.has_unfinished()
+    assert unschedulable == ["big"] and big.status == RequestStatus.FINISHED_LENGTH
+    assert big.num_output_tokens >= 1  # it ran while it fit, and kept its tokens
+    assert small.status == RequestStatus.FINISHED_LENGTH and small.num_output_tokens == 2
     assert bm.num_free_blocks == bm.num_blocks
