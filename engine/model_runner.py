@@ -5,6 +5,7 @@ requests' token ids, counters and block tables, and returns plain tensors.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,8 @@ class ModelRunner:
         self.vocab_size = len(loaded.tokenizer)
         self.block_size = block_size
         self.device = torch.device(device)
+        # fills grammar bitmasks while the forward runs (torch releases the GIL inside its ops)
+        self._mask_pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="bitmask")
         dtype = next(self.model.parameters()).dtype
         shape = (num_blocks, block_size, self.cfg.num_kv_heads, self.cfg.head_dim)
         # one (K, V) pair per layer: [num_blocks, block_size, Hkv, D]
@@ -80,11 +83,14 @@ class ModelRunner:
         rows; it is called after the forward is launched so mask filling can overlap with it."""
         batch = self.build_batch(sched)
         sampled = [s.request for s in sched.scheduled if s.samples]
+        constrained = bitmask_fn is not None and any(r.matcher is not None for r in sampled)
+        # the matchers are only advanced after this step returns, so filling now is safe
+        mask_future = self._mask_pool.submit(bitmask_fn, sampled) if constrained else None
         hidden = self.model(batch, self.kv_caches)  # [T, H]
         if not sampled:
             return ModelRunnerOutput([], [], None, None, None)
         logits = self.model.compute_logits(hidden[batch.logits_indices])  # [B, V_model] float32
-        bitmask = bitmask_fn(sampled) if bitmask_fn is not None else None
+        bitmask = mask_future.result() if mask_future is not None else None
         tensors = prepare_sampling(sampled, self.vocab_size, bitmask, self.device)
         out = kernels.sample(logits, tensors)
         want_lp = any(r.params.logprobs is not None for r in sampled)
