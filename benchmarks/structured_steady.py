@@ -1,7 +1,10 @@
 """Steady-state cost of JSON-Schema constraints: the same 32 requests free and constrained, interleaved, in one process
 (grammar compiled first). Prints elapsed seconds per round and the ratio. Usage: python benchmarks/structured_steady.py"""
-import time, sys
-sys.path.insert(0, "/work/main/benchmarks")
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from throughput import BENCH_SCHEMA
 from engine import LLM, SamplingParams, StructuredOutputsParams
 llm = LLM(progress=False)
