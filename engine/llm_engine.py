@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from engine.block_manager import BlockManager, num_blocks_for_budget
 from engine.config import EngineConfig
