@@ -10,7 +10,7 @@ import re
 import jsonschema
 import pydantic
 import pytest
-from conftest import MODEL, ROOT, chat
+from conftest import MODEL, chat
 from shared_data import data_path
 
 BENCH = data_path("jsonschemabench") if os.path.isdir(data_path("jsonschemabench")) else None
