@@ -78,8 +78,8 @@ class LLM:
         for prompt, p in zip(prompts, plist):
             rid = f"offline-{self._counter}"
             self._counter += 1
-            eng.add_request(rid, prompt, p)
-            text, ids = eng.tokenize_prompt(prompt)
+            text, ids = eng.tokenize_prompt(prompt)  # once: the engine takes the ids as they are
+            eng.add_request(rid, {"prompt": text, "prompt_token_ids": ids}, p)
             outs = [CompletionOutput(index=i, text="", token_ids=[], cumulative_logprob=None,
                                      logprobs=[] if p.logprobs is not None else None, finish_reason=None)
                     for i in range(p.n)]
