@@ -238,14 +238,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--peers", action="store_true", help="also measure installed peers")
     ap.add_argument("--only", default="", help="comma-separated case-name substrings")
+    ap.add_argument("--out", default="", help="prefix for a .json of every row and a .png chart")
     args = ap.parse_args()
+    import grammar.json_schema  # noqa: F401  (imported now: no compile time pays the import)
     vocab = load_vocab()
     print(f"vocabulary: SmolLM2, {vocab.size} tokens; times in us unless noted")
     print(f"{'case':24} {'tok':>4} {'compile ms (cpu)':>17} | {'cold mean':>9} {'p50':>7} {'p99':>8} |"
           f" {'wu ms':>6} {'pre mean':>8} {'p50':>7} {'p99':>8} | {'warm mean':>9} {'p50':>7} {'p99':>8}")
     print("  cold: first pass after compile; pre: first pass after warmup(WARMUP_S) of a fresh"
           " compile (wu = its wall time); warm: second pass")
-    all_cold, all_pre, all_warm = [], [], []
+    all_cold, all_pre, all_warm, rows = [], [], [], []
     for name, kind, spec, text in cases():
         if args.only and not any(s in name for s in args.only.split(",")):
             continue
@@ -255,15 +257,57 @@ def main() -> None:
         all_warm += warm
         print(f"{name:24} {n:4d} {cw:8.1f} ({cc:6.1f}) | {stats(cold)} | {wu:6.0f} {stats(pre)} |"
               f" {stats(warm)}")
+        rows.append(_row(name, "gramserve", cw, cold, warm))
         if args.peers:
             for peer, fn in PEERS.items():
                 try:
                     (cw, cc), (cold, warm) = fn(vocab, kind, spec, ids_of(vocab, text))
                     print(f"  {peer:22} {cw:8.1f} ({cc:6.1f}) | {stats(cold)} | {stats(warm)}")
+                    rows.append(_row(name, peer, cw, cold, warm))
                 except Exception as e:  # a peer without this feature, or not installed
                     print(f"  {peer:22} n/a ({type(e).__name__}: {str(e)[:60]})")
     print(f"{'ALL':24} {len(all_cold):4d} {'':17} | {stats(all_cold)} | {'':6} {stats(all_pre)} |"
           f" {stats(all_warm)}")
+    if args.out:
+        with open(args.out + ".json", "w") as f:
+            json.dump(rows, f, indent=1)
+        chart(rows, args.out + ".png")
+        print(f"wrote {args.out}.json and {args.out}.png")
+
+
+def _row(case: str, engine: str, compile_ms: float, cold: list[float], warm: list[float]) -> dict:
+    c, w = np.asarray(cold) * 1e6, np.asarray(warm) * 1e6
+    return {"case": case, "engine": engine, "compile_ms": compile_ms, "cold_mean_us": c.mean(),
+            "cold_p50_us": float(np.median(c)), "cold_p99_us": float(np.percentile(c, 99)),
+            "warm_mean_us": w.mean(), "warm_p99_us": float(np.percentile(w, 99))}
+
+
+def chart(rows: list[dict], path: str) -> None:
+    """Three log-scale panels per case: compile ms, cold mean mask us, cold p99 mask us."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    engines = list(dict.fromkeys(r["engine"] for r in rows))
+    by = {(r["case"], r["engine"]): r for r in rows}
+    fig, axes = plt.subplots(3, 1, figsize=(max(8, len(cases) * 0.8), 11), sharex=True)
+    width = 0.8 / len(engines)
+    for ax, key, label in zip(axes, ("compile_ms", "cold_mean_us", "cold_p99_us"),
+                              ("compile (ms)", "cold mask mean (us)", "cold mask p99 (us)")):
+        for k, eng in enumerate(engines):
+            xs = [i + k * width for i, c in enumerate(cases) if (c, eng) in by]
+            ys = [max(by[(c, eng)][key], 1e-3) for c in cases if (c, eng) in by]
+            ax.bar(xs, ys, width, label=eng)
+        ax.set_yscale("log")
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(ncol=len(engines), fontsize=8)
+    axes[-1].set_xticks([i + 0.4 - width / 2 for i in range(len(cases))])
+    axes[-1].set_xticklabels(cases, rotation=60, ha="right", fontsize=8)
+    axes[0].set_title("grammar engines, SmolLM2 vocabulary (49,152 tokens): lower is better")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import threading
 from collections import OrderedDict
 
 from . import ir
+from ._gc import no_gc
 from .errors import GrammarError
 from .json_object import json_object_grammar
 from .matcher import CompiledGrammar
@@ -37,8 +38,9 @@ class GrammarCompiler:
             if got is not None:
                 self._cache.move_to_end(key)
                 return got
-        grammar, warnings = build()
-        compiled = CompiledGrammar(prepare(grammar), self.vocab, warnings)
+        with no_gc():
+            grammar, warnings = build()
+            compiled = CompiledGrammar(prepare(grammar), self.vocab, warnings)
         with self._lock:
             self._cache[key] = compiled
             while len(self._cache) > self.cache_size:
@@ -47,7 +49,8 @@ class GrammarCompiler:
 
     def compile_grammar(self, grammar: ir.Grammar) -> CompiledGrammar:
         """The IR directly (not cached: IR grammars are not hashable by value)."""
-        return CompiledGrammar(prepare(grammar), self.vocab)
+        with no_gc():
+            return CompiledGrammar(prepare(grammar), self.vocab)
 
     def compile_regex(self, pattern: str) -> CompiledGrammar:
         return self._cached(("regex", pattern),

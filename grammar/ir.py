@@ -77,6 +77,9 @@ NOTHING = Alt(())
 class Grammar:
     rules: dict[str, Node] = field(hash=False)
     start: str = "start"
+    # rules kept as pushdown frames (never inlined): small rules used in very many places, such
+    # as JSON's bounded whitespace, whose inlined copies would multiply the automaton's size
+    frames: frozenset = frozenset()
 
     def __post_init__(self) -> None:
         if self.start not in self.rules:

@@ -18,6 +18,7 @@ from collections import OrderedDict, deque
 
 import numpy as np
 
+from ._gc import no_gc
 from .nfa import Nfa, RuleDfa
 from .pda import END, Level, Pda, truncate
 from .vocab import Vocabulary
@@ -89,7 +90,8 @@ class CompiledGrammar:
             if got is not None:
                 self._masks.move_to_end(config)
                 return got
-            got = self._compute_mask(config)
+            with no_gc():  # a cold mask interns many configurations: see _gc.py
+                got = self._compute_mask(config)
             self._masks[config] = got
             if len(self._masks) > MASK_LRU:
                 self._masks.popitem(last=False)

@@ -104,10 +104,14 @@ class Nfa:
         self.eps[cur].append(e)
 
     def trim(self) -> None:
-        """Drop every edge into a state that cannot reach its rule's final state."""
+        """Drop every edge into a state that cannot reach its rule's final state.
+
+        One backward worklist pass: a state is live when a byte or epsilon edge leads to a live
+        state, or a call edge (r, t) has both t and r's start live (a call waits for the later
+        of the two)."""
         n = len(self.eps)
         rev: list[list[int]] = [[] for _ in range(n)]
-        rev_call: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # (source, callee)
+        rev_call: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # t -> [(source, callee)]
         for s in range(n):
             for _, _, t in self.bytes[s]:
                 rev[t].append(s)
@@ -115,26 +119,37 @@ class Nfa:
                 rev[t].append(s)
             for r, t in self.calls[s]:
                 rev_call[t].append((s, r))
-        live = [False] * n
+        rule_of_start = {st: r for r, st in enumerate(self.start)}
+        waiting: dict[int, list[int]] = {}  # callee -> sources whose return state is live
+        live = bytearray(n)
+        todo = []
         for f in self.final:
-            live[f] = True
-        grew = True
-        while grew:  # a call edge is live once its callee's start is: repeat until stable
-            grew = False
-            todo = [s for s in range(n) if live[s]]
-            while todo:
-                t = todo.pop()
-                for s in rev[t] + [s for s, r in rev_call[t] if live[self.start[r]]]:
-                    if not live[s]:
-                        live[s] = True
-                        todo.append(s)
-                        grew = True
+            live[f] = 1
+            todo.append(f)
+        while todo:
+            t = todo.pop()
+            ready = list(rev[t])
+            for s, r in rev_call[t]:
+                if live[self.start[r]]:
+                    ready.append(s)
+                else:
+                    waiting.setdefault(r, []).append(s)
+            r = rule_of_start.get(t)
+            if r is not None:
+                ready += waiting.pop(r, ())
+            for s in ready:
+                if not live[s]:
+                    live[s] = 1
+                    todo.append(s)
         if not live[self.start[0]]:
             raise GrammarError("the grammar matches nothing")
         for s in range(n):
-            self.bytes[s] = [x for x in self.bytes[s] if live[x[2]]]
-            self.eps[s] = [t for t in self.eps[s] if live[t]]
-            self.calls[s] = [(r, t) for r, t in self.calls[s] if live[t] and live[self.start[r]]]
+            if self.bytes[s]:
+                self.bytes[s] = [x for x in self.bytes[s] if live[x[2]]]
+            if self.eps[s]:
+                self.eps[s] = [t for t in self.eps[s] if live[t]]
+            if self.calls[s]:
+                self.calls[s] = [(r, t) for r, t in self.calls[s] if live[t] and live[self.start[r]]]
 
 
 class RuleDfa:

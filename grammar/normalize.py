@@ -20,6 +20,8 @@ from .regex import parse_regex
 INLINE_TINY = 24  # a non-recursive rule this small (in NFA states) is inlined at every use,
 INLINE_BUDGET = 3000  # a larger one while its copies stay within this budget (or used once)
 INLINE_SMALL = 150  # inside recursion cycles: inline a member whose copies stay this small
+HOIST_LIMIT = 600  # a bounded repeat whose unrolled copies exceed this many NFA states gets its
+HOIST_ITEM = 8  # item (if at least this big) hoisted into a rule: each copy is then one call edge
 
 
 def _children(node) -> tuple:
@@ -68,13 +70,24 @@ def _ref_list(node, acc: list | None = None) -> list[str]:
     return acc
 
 
+_SIZES: dict[int, tuple] = {}  # id(node) -> (node, size): shared subtrees are sized once
+
+
 def size(node) -> int:
     """Roughly the NFA states the node unrolls to (bounded repeats count every copy)."""
+    got = _SIZES.get(id(node))
+    if got is not None and got[0] is node:
+        return got[1]
     if isinstance(node, ir.Repeat):
-        return 1 + size(node.item) * max(node.min if node.max is None else node.max, 1)
-    if isinstance(node, ir.Literal):
-        return max(len(node.value), 1)
-    return 1 + sum(size(c) for c in _children(node))
+        n = 1 + size(node.item) * max(node.min if node.max is None else node.max, 1)
+    elif isinstance(node, ir.Literal):
+        n = max(len(node.value), 1)
+    else:
+        n = 1 + sum(size(c) for c in _children(node))
+    if len(_SIZES) > 200_000:
+        _SIZES.clear()
+    _SIZES[id(node)] = (node, n)  # holding the node keeps its id from being reused
+    return n
 
 
 def _resolve_regex(node):
@@ -275,7 +288,7 @@ def _inline_cycle_members(kept: dict, start: str, recursive: set[str]) -> dict:
     return kept
 
 
-def _inline(rules: dict, start: str) -> dict:
+def _inline(rules: dict, start: str, frames: frozenset = frozenset()) -> dict:
     """Inline small or single-use rules; inside recursion cycles keep a few rules as frames."""
     rules = dict(rules)
     uses: dict[str, int] = {n: 0 for n in rules}
@@ -291,7 +304,7 @@ def _inline(rules: dict, start: str) -> dict:
     esize: dict[str, int] = {}
 
     def inlinable(n: str) -> bool:
-        if n == start or n in recursive:
+        if n == start or n in recursive or n in frames:
             return False
         expand(n)
         return esize[n] <= INLINE_TINY or uses[n] == 1 or esize[n] * uses[n] <= INLINE_BUDGET
@@ -320,6 +333,45 @@ def _inline(rules: dict, start: str) -> dict:
     return {n: b for n, b in kept.items() if n in reachable}
 
 
+def _hoist_repeats(rules: dict) -> dict:
+    """Bounded repeats of big items call their item as a rule instead of unrolling it.
+
+    `Repeat(item, 0, 50)` unrolls into 50 copies of item's NFA; with the item as a rule each copy
+    is one call edge.  Only items whose leading rules cannot reach the repeat's own rule are
+    hoisted, so no new left recursion can appear."""
+    out, count = dict(rules), [0]
+    graph = {n: refs(b) & rules.keys() for n, b in rules.items()}
+    nullable = _nullable_rules(rules)
+
+    def reaches(src: str, dst: str) -> bool:
+        seen, todo = {src}, [src]
+        while todo:
+            for r in graph.get(todo.pop(), ()):
+                if r == dst:
+                    return True
+                if r not in seen:
+                    seen.add(r)
+                    todo.append(r)
+        return src == dst
+
+    def visit(node, owner: str):
+        if isinstance(node, ir.Repeat) and node.max is not None:
+            item = visit(node.item, owner)
+            n = size(item)
+            if n >= HOIST_ITEM and n * node.max > HOIST_LIMIT and \
+                    not any(reaches(r, owner) for r in _lead(item, nullable)[0]):
+                count[0] += 1
+                name = f"{owner}~item{count[0]}"
+                out[name] = item
+                return ir.Repeat(ir.Ref(name), node.min, node.max)
+            return node if item is node.item else ir.Repeat(item, node.min, node.max)
+        return _rebuild(node, lambda c: visit(c, owner))
+
+    for name, body in rules.items():
+        out[name] = visit(body, name)
+    return out
+
+
 def prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
     """The kept rules (start first), ready for automaton construction; see the module doc."""
     rules = {n: _map_leaves(b, _resolve_regex) for n, b in grammar.rules.items()}
@@ -333,7 +385,8 @@ def prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
     nothing = lambda n: ir.NOTHING if isinstance(n, ir.Ref) and n.name not in good else n  # noqa: E731
     rules = {n: _map_leaves(b, nothing) for n, b in rules.items() if n in good}
     rules = {n: _eliminate_direct_left_recursion(n, b) for n, b in rules.items()}
-    rules = _inline(rules, grammar.start)
+    rules = _inline(rules, grammar.start, frozenset(grammar.frames))
+    rules = _hoist_repeats(rules)
     nullable = _nullable_rules(rules)
     rules = {n: _eliminate_direct_left_recursion(n, b, nullable) for n, b in rules.items()}
     _check_left_recursion(rules)

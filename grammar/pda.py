@@ -24,6 +24,7 @@ from bisect import bisect_right
 
 import numpy as np
 
+from . import native
 from .nfa import DEAD, RuleDfa
 from .vocab import Vocabulary, pack_bits
 
@@ -109,6 +110,8 @@ class Level:
         self.any_exit = False  # no interned configuration has EXIT yet: skip the flag arrays
         self.successors: dict[int, np.ndarray] = {}  # cid -> ids reachable by one token
         self.bounds: dict[int, list[int]] = {}  # cid -> its byte-cell boundaries
+        self.native = native.load()  # the C trie walk, or None: the numpy walk below
+        self._scratch: tuple | None = None  # (stack, blocked) int64 [N] each, for the C walk
 
     def intern(self, config: frozenset) -> int:
         cid = self.index.get(config)
@@ -189,13 +192,49 @@ class Level:
                 if ns != 0 or fl:
                     nodes.append(c)
 
+    def _walk_native(self, cid: int):
+        """The C walk (native.py): rounds of C walking, Python filling the blocked T cells."""
+        v, lib = self.vocab, self.native
+        if self._scratch is None:
+            arrays = (np.empty(v.num_nodes, dtype=np.int64), np.empty(v.num_nodes, dtype=np.int64),
+                      np.empty(v.num_nodes, dtype=np.int32), np.empty(v.num_nodes, dtype=bool))
+            self._scratch = arrays, [a.ctypes.data for a in arrays], [
+                a.ctypes.data for a in (v.child_lo, v.child_hi, v.last_byte, v.token_node, v.token_ids)]
+        (stack, blocked, state, flag), (p_stack, p_blocked, p_state, p_flag), \
+            (p_lo, p_hi, p_last, p_tnode, p_tids) = self._scratch
+        state[:] = 0
+        flag[:] = False
+        state[0] = cid
+        starts = np.zeros(1, dtype=np.int64)  # [S] nodes whose subtrees are still to walk
+        while starts.size:
+            nb = lib.gs_walk(self.T.ctypes.data, self.has_exit.ctypes.data, p_lo, p_hi, p_last,
+                             p_state, p_flag, starts.ctypes.data, starts.size, p_stack, p_blocked)
+            if nb == 0:
+                break
+            idx = blocked[:nb].copy()  # [B] children behind an UNKNOWN cell
+            ps, byts = state[v.parent[idx]], v.last_byte[idx]
+            self.expand_pairs(ps, byts)
+            ns = self.T.ravel()[ps.astype(np.int64) * 256 + byts]
+            state[idx] = ns
+            starts = idx[(ns != 0) | flag[idx]]
+        acc = np.zeros(v.num_words, dtype=np.int32)  # [W]
+        dep = np.zeros(v.num_words, dtype=np.int32)  # [W]
+        seen = np.zeros(len(self.configs), dtype=np.uint8)  # [configs]
+        succ = np.empty(min(len(self.configs), v.token_ids.size), dtype=np.int32)
+        n = lib.gs_finish(p_state, p_flag, p_tnode, p_tids, v.token_ids.size, acc.ctypes.data,
+                          dep.ctypes.data, seen.ctypes.data, succ.ctypes.data)
+        self.successors[cid] = np.sort(succ[:n])
+        return acc, dep, bool(dep.any())
+
     def _walk(self, cid: int):
         """Walk the vocabulary trie breadth-first from configuration cid (see vocab.py)."""
+        if self.native is not None:
+            return self._walk_native(cid)
         v = self.vocab
         state = np.zeros(v.num_nodes, dtype=np.int32)  # [N] configuration after the node's bytes
         flag = np.zeros(v.num_nodes, dtype=bool)  # [N] some byte was read while EXIT was open
-        in_frontier = np.zeros(v.num_nodes, dtype=bool)  # [N] scratch for _children
         state[0] = cid
+        in_frontier = np.zeros(v.num_nodes, dtype=bool)  # [N] scratch for _children
         frontier = np.zeros(1, dtype=np.int64)  # [F] nodes of this depth to extend, sorted
         for depth in range(v.max_len):
             if depth >= TAIL_DEPTH and frontier.size <= TAIL_NODES:  # a few long tokens left
@@ -220,6 +259,11 @@ class Level:
                 flag[idx] = fl
                 live |= fl  # dead but flagged: the descendants stay dependent
             frontier = idx[live]
+        return self._finish(cid, state, flag)
+
+    def _finish(self, cid: int, state: np.ndarray, flag: np.ndarray):
+        """(accepted words, dependent words, any dependent) from the walked node states."""
+        v = self.vocab
         final = state[v.token_node]
         alive = final != 0
         acc = np.zeros(v.size, dtype=bool)

@@ -1,0 +1,60 @@
+"""The C trie walk (grammar/native.py) gives exactly the numpy walk's masks and successors."""
+import json
+import os
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+from grammar import GrammarCompiler, allocate_bitmask, native
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_native_walker_builds_where_a_c_compiler_exists():
+    if os.environ.get("GRAMSERVE_NATIVE") == "0" or not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("native walk disabled or no C compiler")
+    assert native.load() is not None
+
+
+def _specs():
+    with open(os.path.join(ROOT, "schemas", "invoice.json")) as f:
+        invoice = json.load(f)
+    with open(os.path.join(ROOT, "schemas", "sql_select.lark")) as f:
+        sql = f.read()
+    return [("schema", invoice), ("lark", sql), ("json_object", None),
+            ("regex", r"[a-z]+@[a-z]+\.(com|org)")]
+
+
+@pytest.mark.parametrize("kind,spec", _specs(), ids=["invoice", "sql", "json_object", "regex"])
+def test_native_and_numpy_walks_agree_on_random_paths(smollm2_vocab, kind, spec):
+    if native.load() is None:
+        pytest.skip("native walk unavailable here")
+    grammars = []
+    for use_native in (True, False):
+        c = GrammarCompiler(smollm2_vocab)
+        g = {"schema": lambda: c.compile_json_schema(spec), "lark": lambda: c.compile_lark(spec),
+             "json_object": c.compile_json_object, "regex": lambda: c.compile_regex(spec)}[kind]()
+        for level in g.levels:
+            level.native = level.native if use_native else None
+        grammars.append(g)
+    fast, slow = grammars
+    assert fast.levels[0].native is not None and slow.levels[0].native is None
+    row_a, row_b = allocate_bitmask(2, smollm2_vocab.size)
+    for seed in range(3):
+        rng = random.Random(seed)
+        ma, mb = fast.matcher(), slow.matcher()
+        for _ in range(40):
+            ma.fill_bitmask(row_a)
+            mb.fill_bitmask(row_b)
+            assert np.array_equal(row_a, row_b)
+            allowed = np.flatnonzero(np.unpackbits(row_a.view(np.uint8), bitorder="little"))
+            allowed = [t for t in allowed.tolist() if t not in smollm2_vocab.eos_token_ids]
+            if not allowed:
+                break
+            tok = rng.choice(allowed)
+            assert ma.accept_token(tok) and mb.accept_token(tok)
+    # configuration and DFA-state ids depend on the walk order, so compare successor counts
+    for la, lb in zip(fast.levels, slow.levels):
+        assert sorted(map(len, la.successors.values())) == sorted(map(len, lb.successors.values()))
