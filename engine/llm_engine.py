@@ -178,6 +178,17 @@ class LLMEngine:
             self._errors.append(EngineOutput(req.parent_id, req.index, [], "", True, "error", error=req.error))
             self._forget(req)
 
+    def _fill_bitmask(self, rows: list):
+        """The grammar rows of this step's sampled requests (runs on the runner's mask thread)."""
+        return self.structured.fill_bitmask(rows, [self._tokens_left(r) for r in rows])
+
+    def _tokens_left(self, req) -> int:
+        """Tokens `req` may still emit, the one sampled this step included."""
+        left = self.max_model_len - req.num_tokens
+        if req.params.max_tokens is not None:
+            left = min(left, req.params.max_tokens - req.num_output_tokens)
+        return left
+
     def step(self) -> list[EngineOutput]:
         if self._compiling:
             self._poll_grammars()
@@ -190,7 +201,7 @@ class LLMEngine:
             if not errors and self._compiling and not self.scheduler.running:
                 cf.wait([f for _, f in self._compiling.values()], timeout=0.05, return_when=cf.FIRST_COMPLETED)
             return errors
-        run_out = self.runner.execute(sched, self.structured.fill_bitmask)
+        run_out = self.runner.execute(sched, self._fill_bitmask)
         for s in sched.scheduled:
             if s.request.num_computed_tokens < s.request.num_prompt_tokens:
                 self.stats.num_prompt_tokens += min(s.num_new_tokens, s.request.num_prompt_tokens - s.request.num_computed_tokens)

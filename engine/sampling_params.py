@@ -64,6 +64,11 @@ class StructuredOutputsParams:
     json: a JSON Schema (dict, or its JSON text); regex: a regular expression the whole output
     matches; choice: the output is exactly one of these strings; grammar: Lark grammar text;
     json_object: True for any JSON object (OpenAI's JSON mode).
+
+    close_before_limit (default True): when the tokens a request may still emit (max_tokens, or
+    the context window) barely cover the grammar's shortest completion, only tokens that spell
+    it are allowed, so the output still ends valid instead of being cut off mid-value.  The
+    request then finishes with "stop".  False gives vLLM's behaviour (cut off, "length").
     """
 
     json: dict | str | None = None
@@ -71,6 +76,7 @@ class StructuredOutputsParams:
     choice: list[str] | None = None
     grammar: str | None = None
     json_object: bool | None = None
+    close_before_limit: bool = True
 
     KINDS = ("json", "regex", "choice", "grammar", "json_object")
 
@@ -83,6 +89,8 @@ class StructuredOutputsParams:
                 f"set exactly one of {', '.join(self.KINDS)}; got {got}",
             )
         self._check_value(set_kinds[0])
+        if not isinstance(self.close_before_limit, bool):
+            raise InvalidParameterError("structured_outputs.close_before_limit", "must be a boolean")
 
     def _check_value(self, kind: str) -> None:
         value = getattr(self, kind)

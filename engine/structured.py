@@ -19,6 +19,10 @@ import numpy as np
 
 from engine.sampling_params import StructuredOutputsParams
 
+CLOSE_HORIZON = 512  # tokens left below which the shortest completion is looked at
+CLOSE_MARGIN = 8  # closing starts when tokens left <= its length + EOS + this margin (one free
+# token can lengthen the shortest completion: the margin absorbs that)
+
 
 class StructuredOutputManager:
     def __init__(self, tokenizer: Any, vocab_size: int, max_workers: int = 1) -> None:
@@ -30,6 +34,7 @@ class StructuredOutputManager:
         self.warmup_seconds = 0.25
         self.num_compiles = 0
         self.compile_seconds = 0.0
+        self.num_closings = 0  # rows given a closing mask (close_before_limit)
 
     @property
     def compiler(self):
@@ -68,16 +73,33 @@ class StructuredOutputManager:
     def submit(self, spec: StructuredOutputsParams) -> cf.Future:
         return self._pool.submit(self.compile, spec)
 
-    def fill_bitmask(self, reqs: list) -> np.ndarray | None:
-        """[B, ceil(V/32)] int32 for the sampled rows, or None when no row is constrained."""
+    def fill_bitmask(self, reqs: list, tokens_left: list[int] | None = None) -> np.ndarray | None:
+        """[B, ceil(V/32)] int32 for the sampled rows, or None when no row is constrained.
+
+        tokens_left[i]: how many tokens row i may still emit, this one included (max_tokens and
+        the context window); near that limit a row gets its closing mask (close_before_limit)."""
         if not any(r.matcher is not None for r in reqs):
             return None
         words = (self.vocab_size + 31) // 32
         bits = np.full((len(reqs), words), -1, dtype=np.int32)  # all allowed
         for row, r in enumerate(reqs):
-            if r.matcher is not None:
-                r.matcher.fill_bitmask(bits[row])
+            if r.matcher is None:
+                continue
+            left = tokens_left[row] if tokens_left is not None else None
+            if left is not None and left <= CLOSE_HORIZON and self._closes(r, left):
+                r.matcher.fill_closing_bitmask(bits[row])
+                self.num_closings += 1
+                continue
+            r.matcher.fill_bitmask(bits[row])
         return bits
+
+    @staticmethod
+    def _closes(req, left: int) -> bool:
+        so = req.params.structured_outputs
+        if so is None or not so.close_before_limit:
+            return False
+        text = req.matcher.shortest_completion()
+        return text is not None and len(text) + 1 + CLOSE_MARGIN >= left
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -39,6 +39,7 @@ class CompiledGrammar:
         self._lock = threading.RLock()
         self._masks: OrderedDict = OrderedDict()
         self._steps: dict = {}
+        self._shortest = None  # ShortestCompletion, built on first use
         self._eos = np.zeros(vocab.num_words, dtype=np.int32)
         for t in vocab.eos_token_ids:
             self._eos[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
@@ -66,6 +67,22 @@ class CompiledGrammar:
                     seen.add(c)
                     queue.append(c)
         return len(level.masks)
+
+    def shortest_completion(self, config: frozenset) -> bytes | None:
+        """The bytes of one shortest way to finish from `config` (b"" if it can end now)."""
+        with self._lock:
+            if self._shortest is None:
+                from .shortest import ShortestCompletion  # built on first use: most never need it
+
+                self._shortest = ShortestCompletion(self.nfa, self.pda.dfa)
+                self._shortest_texts: OrderedDict = OrderedDict()
+            got = self._shortest_texts.get(config, False)
+            if got is False:
+                got = self._shortest.text(config)
+                self._shortest_texts[config] = got
+                if len(self._shortest_texts) > MASK_LRU:
+                    self._shortest_texts.popitem(last=False)
+            return got
 
     def step_bytes(self, config: frozenset, data: bytes) -> frozenset:
         """The full configuration after `data` (empty if the output left the language)."""
@@ -190,6 +207,25 @@ class GrammarMatcher:
 
     def can_terminate(self) -> bool:
         return not self._terminated and END in self.config
+
+    def shortest_completion(self) -> bytes | None:
+        """The fewest bytes that complete the output from here (b"" when it can end now; None
+        once terminated).  Feeding them makes can_terminate() true."""
+        if self._terminated:
+            return None
+        return self.grammar.shortest_completion(self.config)
+
+    def fill_closing_bitmask(self, row: np.ndarray) -> int:
+        """Allow only the tokens that spell the start of the shortest completion (EOS when the
+        output can end now).  Returns the completion's length in bytes (-1: nothing to allow)."""
+        text = self.shortest_completion()
+        row[:] = 0
+        if text is None:
+            return -1
+        ids = self.grammar.vocab.eos_token_ids if not text else self.grammar.vocab.prefix_token_ids(text)
+        for t in ids:
+            row[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
+        return len(text)
 
     def is_terminated(self) -> bool:
         return self._terminated

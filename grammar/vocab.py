@@ -86,6 +86,16 @@ class Vocabulary:
     def __repr__(self) -> str:
         return f"Vocabulary(size={self.size}, eos={self.eos_token_ids}, hash={self.hash})"
 
+    def prefix_token_ids(self, data: bytes) -> list[int]:
+        """Ids of the walkable tokens whose bytes are a non-empty prefix of `data`."""
+        lookup = getattr(self, "_by_bytes", None)
+        if lookup is None:
+            lookup = {}
+            for i in self.token_ids.tolist():
+                lookup.setdefault(self.tokens[i], []).append(i)
+            self._by_bytes = lookup
+        return [i for k in range(1, min(len(data), self.max_len) + 1) for i in lookup.get(data[:k], ())]
+
     @classmethod
     def from_tokenizer(cls, tokenizer, eos_token_ids=None) -> "Vocabulary":
         """From a Hugging Face tokenizer: byte-level BPE (GPT-2 'Ġ' alphabet) or SentencePiece

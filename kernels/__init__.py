@@ -2,12 +2,14 @@
 
 Imports nothing of ours. Every Triton kernel has a pure-torch reference in `kernels.reference`
 (its specification). The backend is chosen once: `select_backend(device)` returns the Triton
-ops for a CUDA device and the torch ops otherwise; the module-level names below are bound at
+ops for a CUDA device and the torch ops otherwise (on the CPU, single-query
+decode rows go through the C kernel of `kernels.cpu_attention` when it builds); the module-level names below are bound at
 import time for the default device (CUDA when available). Triton is imported only when the
 Triton backend is selected, so a CPU-only install needs no triton.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,9 +34,12 @@ def select_backend(device: torch.device | str) -> KernelBackend:
         from kernels import attention, sampling
 
         return KernelBackend("triton", sampling.sample_triton, attention.write_kv, attention.paged_attention, gather_kv)
-    return KernelBackend(
-        "torch", reference.sample_reference, reference.write_kv, reference.paged_attention, gather_kv
-    )
+    from kernels import cpu_attention
+
+    attention = reference.paged_attention
+    if cpu_attention.load() is not None:  # decode rows straight from the cache, in C
+        attention = functools.partial(reference.paged_attention, decode_fn=cpu_attention.decode_fn)
+    return KernelBackend("torch", reference.sample_reference, reference.write_kv, attention, gather_kv)
 
 
 BACKEND = select_backend("cuda" if torch.cuda.is_available() else "cpu")

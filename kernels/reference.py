@@ -23,6 +23,7 @@ prefix-cache hits.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -145,11 +146,15 @@ def paged_attention(
     scale: float,
     sliding_window: int | None = None,
     max_query_len: int | None = None,
+    decode_fn: Callable[..., torch.Tensor | None] | None = None,
 ) -> torch.Tensor:  # [T, Hq, D]
     """Causal attention of a varlen batch over the paged cache (decode and prefill alike).
 
     max_query_len (optional, as in ForwardBatch): 1 declares an all-decode batch (one query per
-    sequence, query_start_loc = 0..B), skipping the split into decode and prefill rows."""
+    sequence, query_start_loc = 0..B), skipping the split into decode and prefill rows.
+    decode_fn (optional): computes the single-query rows straight from the cache
+    (q, k_cache, v_cache, tables, kv_len, scale, sliding_window, max_len) -> [Bd, Hq, D], or
+    returns None to leave them to the gather + SDPA path (see kernels/cpu_attention.py)."""
     dev = q.device
     lens = seq_lens.tolist()
     bsz = len(lens)
@@ -168,10 +173,13 @@ def paged_attention(
         tables = block_tables if idx is None else block_tables[idx]
         kv_len = seq_lens.to(dev).long() if idx is None else seq_lens.to(dev).long()[idx]  # [Bd]
         max_len = max(lens[i] for i in decode)
-        k, v = _gather_pair(k_cache, v_cache, tables, max_len)
-        mask = _mask((kv_len - 1)[:, None], kv_len, max_len, sliding_window)
         q_dec = q[:bsz] if rows is None else q[rows]  # [Bd, Hq, D]
-        o = _attend(q_dec[:, None], k, v, mask, scale)[:, 0]
+        o = None if decode_fn is None else decode_fn(q_dec, k_cache, v_cache, tables, kv_len, scale,
+                                                     sliding_window, max_len)
+        if o is None:
+            k, v = _gather_pair(k_cache, v_cache, tables, max_len)
+            mask = _mask((kv_len - 1)[:, None], kv_len, max_len, sliding_window)
+            o = _attend(q_dec[:, None], k, v, mask, scale)[:, 0]
         if rows is None:
             out[:bsz] = o
         else:

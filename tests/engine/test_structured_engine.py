@@ -79,3 +79,25 @@ def test_a_bad_schema_fails_its_request_alone(llm):
     assert failed.finish_reason == "error" and "GrammarError" in failed.error and "/properties/x" in failed.error
     assert outs[1].outputs[0].finish_reason in {"stop", "length"} and outs[1].outputs[0].text
     assert llm.engine.block_manager.num_free_blocks == llm.engine.block_manager.num_blocks
+
+
+def test_close_before_limit_keeps_a_cut_short_output_valid(llm):
+    schema = {"type": "object", "properties": {"story": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
+              "required": ["story", "tags"], "additionalProperties": False}
+    prompt = _chat(llm, "Write a very long story about a dragon, as JSON.")
+    so = StructuredOutputsParams
+    closed, cut = llm.generate(
+        [prompt, prompt],
+        [SamplingParams(temperature=0, max_tokens=28, structured_outputs=so(json=schema)),
+         SamplingParams(temperature=0, max_tokens=28, structured_outputs=so(json=schema, close_before_limit=False))],
+        use_tqdm=False,
+    )
+    c = closed.outputs[0]
+    assert c.finish_reason == "stop" and len(c.token_ids) <= 28
+    jsonschema.validate(json.loads(c.text), schema)
+    u = cut.outputs[0]
+    assert u.finish_reason == "length" and len(u.token_ids) == 28
+    # closing from the first token (28 tokens left <= 22 bytes + EOS + margin): the shortest
+    assert len(c.token_ids) < 24  # way out, spelled by the model with the tokens it prefers
+    with pytest.raises(ValueError):
+        json.loads(u.text)
