@@ -89,6 +89,57 @@ def check_schema(compiler, schema, tests, *, strict: bool = True, timeout_s: int
     return out
 
 
+class LlgCompiler:
+    """llguidance (benchmark-only peer) behind the same compile_json_schema/matcher interface,
+    over a 256-byte vocabulary plus EOS, with flexible whitespace (both instance forms valid)."""
+
+    def __init__(self):
+        import llguidance
+
+        class _Tok:
+            eos_token_id, bos_token_id = 256, None
+            tokens = [bytes([i]) for i in range(256)] + [b"<eos>"]
+            special_token_ids = [256]
+
+            def __call__(self, data: bytes) -> list[int]:
+                return list(data)
+
+        self.llg = llguidance
+        self.tok = llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Tok()))
+
+    def compile_json_schema(self, schema, strict: bool = True):
+        from grammar import GrammarError
+
+        M = self.llg.LLMatcher
+        grammar = M.grammar_from_json_schema(schema, overrides={"whitespace_flexible": True})
+        try:
+            matcher = M(self.tok, grammar)
+        except ValueError as e:
+            raise GrammarError(str(e)[:200]) from None
+        if matcher.is_error():
+            raise GrammarError(matcher.get_error()[:200])
+        return _LlgGrammar(matcher)
+
+
+class _LlgGrammar:
+    def __init__(self, matcher):
+        self._m = matcher
+
+    def matcher(self):
+        return _LlgMatcher(self._m.deep_copy())
+
+
+class _LlgMatcher:
+    def __init__(self, m):
+        self.m = m
+
+    def accept_bytes(self, data: bytes) -> bool:
+        return self.m.consume_tokens(list(data)) and not self.m.is_error()
+
+    def can_terminate(self) -> bool:
+        return self.m.is_accepting()
+
+
 def byte_compiler():
     """A GrammarCompiler over a 256-token byte vocabulary (instance checks need no tokenizer)."""
     from grammar import GrammarCompiler, Vocabulary
@@ -102,10 +153,12 @@ def main() -> None:
     ap.add_argument("--subset", nargs="*", default=list(SUBSETS + EXTRAS))
     ap.add_argument("--non-strict", action="store_true")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--engine", choices=("gramserve", "llguidance"), default="gramserve")
     args = ap.parse_args()
     import grammar.json_schema  # noqa: F401  (imported now: no compile time pays the import)
 
-    compiler = byte_compiler()
+    compiler = byte_compiler() if args.engine == "gramserve" else LlgCompiler()
+    print(f"engine: {args.engine}", flush=True)
     total: Counter = Counter()
     all_times: list[float] = []
     for name in args.subset:

@@ -3,7 +3,6 @@ torch path, through the CPU backend's paged_attention (mixed decode + prefill ba
 import functools
 
 import pytest
-import torch
 
 from kernels import cpu_attention
 from kernels import reference as ref
