@@ -6,10 +6,10 @@ twice.  For a 64-sequence decode step of SmolLM2 that is ~0.7 GB of copies, a th
 This kernel reads each cached key and value exactly once, from its block, for all the query
 heads that share it (GQA):
 
-    for each (sequence b, kv head h), in parallel:
-        s[p]   = scale * q[b, h*G + j] . K[slot(b, p), h]      p in the visible window
-        w      = softmax(s)                                     (per query head j < G)
-        out    = sum_p w[p] * V[slot(b, p), h]
+    for each sequence b, in parallel (each cached row holds all KV heads: read it once):
+        s[hq, p] = scale * q[b, hq] . K[slot(b, p), hq // G]    p in the visible window
+        w        = softmax(s[hq])                                for every query head hq
+        out[hq]  = sum_p w[hq, p] * V[slot(b, p), hq // G]
 
 Built like Triton builds kernels: compiled once per machine with the system C compiler
 (-O3 -march=native -fopenmp) into ~/.cache/gramserve (or $GRAMSERVE_CACHE), loaded with ctypes
@@ -35,49 +35,53 @@ SOURCE = r"""
 #include <math.h>
 #include <string.h>
 
+/* One task per sequence: each cached K/V row (all KV heads, contiguous) is read once. */
 void gs_decode_attention(const float *q, const float *kc, const float *vc,
                          const int64_t *tables, int64_t max_blocks, const int64_t *seq_lens,
                          int64_t B, int64_t Hq, int64_t Hkv, int64_t D, int64_t BS,
                          float scale, int64_t window, float *out, int64_t max_len) {
-    const int64_t G = Hq / Hkv;
+    const int64_t G = Hq / Hkv, row = Hkv * D;
     #pragma omp parallel
     {
-        float *s = (float *)malloc(sizeof(float) * (size_t)(max_len > 0 ? max_len : 1) * G);
-        #pragma omp for schedule(dynamic, 1) collapse(2)
+        float *s = (float *)malloc(sizeof(float) * (size_t)(max_len > 0 ? max_len : 1) * Hq);
+        #pragma omp for schedule(dynamic, 1)
         for (int64_t b = 0; b < B; b++) {
-            for (int64_t h = 0; h < Hkv; h++) {
-                const int64_t L = seq_lens[b];
-                const int64_t lo = (window > 0 && L > window) ? L - window : 0;
-                const int64_t n = L - lo;
-                const float *qh = q + (b * Hq + h * G) * D;
-                for (int64_t i = 0; i < n; i++) {
-                    const int64_t p = lo + i;
-                    const int64_t slot = tables[b * max_blocks + p / BS] * BS + p % BS;
-                    const float *k = kc + (slot * Hkv + h) * D;
-                    for (int64_t j = 0; j < G; j++) {
-                        const float *qj = qh + j * D;
+            const int64_t L = seq_lens[b];
+            const int64_t lo = (window > 0 && L > window) ? L - window : 0;
+            const int64_t n = L - lo;
+            const float *qb = q + b * Hq * D;
+            const int64_t *tab = tables + b * max_blocks;
+            for (int64_t p = lo; p < L;) {  /* scores s[hq * n + i], whole blocks at a time */
+                const int64_t blk = p / BS, end = (blk + 1) * BS < L ? (blk + 1) * BS : L;
+                const float *kb = kc + tab[blk] * BS * row;
+                for (; p < end; p++) {
+                    const float *k = kb + (p - blk * BS) * row;
+                    for (int64_t hq = 0; hq < Hq; hq++) {
+                        const float *qj = qb + hq * D, *kh = k + (hq / G) * D;
                         float acc = 0.f;
-                        for (int64_t d = 0; d < D; d++) acc += qj[d] * k[d];
-                        s[j * n + i] = acc * scale;
+                        for (int64_t d = 0; d < D; d++) acc += qj[d] * kh[d];
+                        s[hq * n + (p - lo)] = acc * scale;
                     }
                 }
-                for (int64_t j = 0; j < G; j++) {
-                    float *sj = s + j * n, m = -INFINITY, sum = 0.f;
-                    for (int64_t i = 0; i < n; i++) m = sj[i] > m ? sj[i] : m;
-                    for (int64_t i = 0; i < n; i++) { sj[i] = expf(sj[i] - m); sum += sj[i]; }
-                    const float inv = 1.f / sum;
-                    for (int64_t i = 0; i < n; i++) sj[i] *= inv;
-                }
-                float *o = out + (b * Hq + h * G) * D;
-                memset(o, 0, sizeof(float) * (size_t)(G * D));
-                for (int64_t i = 0; i < n; i++) {
-                    const int64_t p = lo + i;
-                    const int64_t slot = tables[b * max_blocks + p / BS] * BS + p % BS;
-                    const float *v = vc + (slot * Hkv + h) * D;
-                    for (int64_t j = 0; j < G; j++) {
-                        const float w = s[j * n + i];
-                        float *oj = o + j * D;
-                        for (int64_t d = 0; d < D; d++) oj[d] += w * v[d];
+            }
+            for (int64_t hq = 0; hq < Hq; hq++) {
+                float *sj = s + hq * n, m = -INFINITY, sum = 0.f;
+                for (int64_t i = 0; i < n; i++) m = sj[i] > m ? sj[i] : m;
+                for (int64_t i = 0; i < n; i++) { sj[i] = expf(sj[i] - m); sum += sj[i]; }
+                const float inv = 1.f / sum;
+                for (int64_t i = 0; i < n; i++) sj[i] *= inv;
+            }
+            float *o = out + b * Hq * D;
+            memset(o, 0, sizeof(float) * (size_t)(Hq * D));
+            for (int64_t p = lo; p < L;) {
+                const int64_t blk = p / BS, end = (blk + 1) * BS < L ? (blk + 1) * BS : L;
+                const float *vb = vc + tab[blk] * BS * row;
+                for (; p < end; p++) {
+                    const float *v = vb + (p - blk * BS) * row;
+                    for (int64_t hq = 0; hq < Hq; hq++) {
+                        const float w = s[hq * n + (p - lo)], *vh = v + (hq / G) * D;
+                        float *oj = o + hq * D;
+                        for (int64_t d = 0; d < D; d++) oj[d] += w * vh[d];
                     }
                 }
             }
