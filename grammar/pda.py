@@ -148,8 +148,8 @@ class Level:
 
     def expand_pairs(self, ps: np.ndarray, byts: np.ndarray) -> None:
         """Fill the UNKNOWN entries T[ps[i], byts[i]]."""
-        for p in np.unique(ps.astype(np.int64) * 256 + byts).tolist():
-            c, b = divmod(p, 256)
+        pairs = zip(ps.tolist(), byts.tolist())
+        for c, b in sorted(set(pairs)) if ps.size > 1 else pairs:  # small: numpy overhead dominates
             if self.T[c, b] == UNKNOWN:  # an earlier cell of this batch may have filled it
                 self.expand_cell(c, b)
 
