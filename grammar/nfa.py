@@ -143,6 +143,8 @@ class Nfa:
                     todo.append(s)
         if not live[self.start[0]]:
             raise GrammarError("the grammar matches nothing")
+        if all(live):  # the usual case: nothing to drop
+            return
         for s in range(n):
             if self.bytes[s]:
                 self.bytes[s] = [x for x in self.bytes[s] if live[x[2]]]

@@ -52,13 +52,44 @@ def _map_leaves(node, fn):
     return _rebuild(node, lambda c: _map_leaves(c, fn))
 
 
+_REFS: dict[int, tuple] = {}  # id(node) -> (node, frozenset of names): shared subtrees once
+
+
 def refs(node, acc: set | None = None) -> set[str]:
-    acc = set() if acc is None else acc
-    if isinstance(node, ir.Ref):
-        acc.add(node.name)
-    for c in _children(node):
-        refs(c, acc)
+    """Names of the rules referenced anywhere inside node (added to acc when given)."""
+    got = _REFS.get(id(node))
+    if got is None or got[0] is not node:
+        if isinstance(node, ir.Ref):
+            names = frozenset((node.name,))
+        else:
+            names = frozenset().union(*(refs(c) for c in _children(node)))
+        if len(_REFS) > 200_000:
+            _REFS.clear()
+        got = _REFS[id(node)] = (node, names)
+    if acc is None:
+        return set(got[1])
+    acc |= got[1]
     return acc
+
+
+_COUNTS: dict[int, tuple] = {}  # id(node) -> (node, {name: uses})
+
+
+def _ref_counts(node) -> dict[str, int]:
+    """How many times each rule is referenced inside node (memoized per subtree; do not mutate)."""
+    got = _COUNTS.get(id(node))
+    if got is None or got[0] is not node:
+        if isinstance(node, ir.Ref):
+            out = {node.name: 1}
+        else:
+            out: dict[str, int] = {}
+            for c in _children(node):
+                for r, k in _ref_counts(c).items():
+                    out[r] = out.get(r, 0) + k
+        if len(_COUNTS) > 200_000:
+            _COUNTS.clear()
+        got = _COUNTS[id(node)] = (node, out)
+    return got[1]
 
 
 def _ref_list(node, acc: list | None = None) -> list[str]:
@@ -268,8 +299,8 @@ def _inline_cycle_members(kept: dict, start: str, recursive: set[str]) -> dict:
     while True:
         counts: dict[str, int] = {}
         for body in kept.values():
-            for r in _ref_list(body):
-                counts[r] = counts.get(r, 0) + 1
+            for r, k in _ref_counts(body).items():
+                counts[r] = counts.get(r, 0) + k
         batch: dict[str, ir.Node] = {}
         batch_refs: set[str] = set()
         for name, body in kept.items():
@@ -284,7 +315,8 @@ def _inline_cycle_members(kept: dict, start: str, recursive: set[str]) -> dict:
         if not batch:
             break
         sub = lambda x: batch[x.name] if isinstance(x, ir.Ref) and x.name in batch else x  # noqa: E731
-        kept = {n: _map_leaves(b, sub) for n, b in kept.items() if n not in batch}
+        kept = {n: _map_leaves(b, sub) if not refs(b).isdisjoint(batch) else b
+                for n, b in kept.items() if n not in batch}
     return kept
 
 
