@@ -20,8 +20,7 @@ import numpy as np
 from engine.sampling_params import StructuredOutputsParams
 
 CLOSE_HORIZON = 512  # tokens left below which the shortest completion is looked at
-CLOSE_MARGIN = 8  # closing starts when tokens left <= its length + EOS + this margin (one free
-# token can lengthen the shortest completion: the margin absorbs that)
+CLOSE_MARGIN = 64  # within this many tokens of it, every token must leave a way to finish
 
 
 class StructuredOutputManager:
@@ -87,7 +86,9 @@ class StructuredOutputManager:
                 continue
             left = tokens_left[row] if tokens_left is not None else None
             if left is not None and left <= CLOSE_HORIZON and self._closes(r, left):
-                r.matcher.fill_closing_bitmask(bits[row])
+                # after this token, left - 1 remain, one of them EOS, each at least one byte
+                if not r.matcher.fill_budget_bitmask(bits[row], left - 2):
+                    r.matcher.fill_closing_bitmask(bits[row])  # already too long: head out
                 self.num_closings += 1
                 continue
             r.matcher.fill_bitmask(bits[row])

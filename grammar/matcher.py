@@ -20,8 +20,8 @@ import numpy as np
 
 from ._gc import no_gc
 from .nfa import Nfa, RuleDfa
-from .pda import END, Level, Pda, truncate
-from .vocab import Vocabulary
+from .pda import END, MARK, Level, Pda, truncate
+from .vocab import Vocabulary, pack_bits
 
 LEVELS = (4, 16, 64)
 MASK_LRU = 4096
@@ -68,14 +68,44 @@ class CompiledGrammar:
                     queue.append(c)
         return len(level.masks)
 
+    def _shortest_index(self):
+        if self._shortest is None:
+            from .shortest import ShortestCompletion  # built on first use: most never need it
+
+            self._shortest = ShortestCompletion(self.nfa, self.pda.dfa)
+            self._shortest_texts: OrderedDict = OrderedDict()
+        return self._shortest
+
+    def budget_mask(self, config: frozenset, budget: int) -> np.ndarray:
+        """int32 [num_words]: the tokens after which the output can still end within `budget`
+        more bytes (EOS when `config` can end now).  One trie walk from the configuration's
+        top frames; a token that pops below them counts the cheapest way out of the frames
+        cut off.  Context-dependent tokens are left out (the mask is a subset of the exact one)."""
+        with self._lock, no_gc():
+            sc = self._shortest_index()
+            level = self.levels[0]
+            k = level.k
+            cid = level.intern(truncate(config, k))
+            ends = level.token_end_states(cid)  # [n walkable] configuration ids, 0 = rejected
+            below = min((sum(sc.best(d) for d in st[:-k]) for st in config if len(st) > k), default=0)
+            lengths = {}
+            for c in np.unique(ends[ends != 0]).tolist():
+                lengths[c] = min((0 if not st else
+                                  sum(sc.best(d) for d in st[1:]) + below if st[0] == MARK else
+                                  sum(sc.best(d) for d in st)) for st in level.configs[c])
+            ok = np.zeros(len(level.configs), dtype=bool)
+            ok[[c for c, n in lengths.items() if n <= budget]] = True
+            allowed = np.zeros(self.vocab.size, dtype=bool)
+            allowed[self.vocab.token_ids[ok[ends]]] = True
+            words = pack_bits(allowed, self.vocab.num_words)
+            if END in config:
+                words |= self._eos
+            return words
+
     def shortest_completion(self, config: frozenset) -> bytes | None:
         """The bytes of one shortest way to finish from `config` (b"" if it can end now)."""
         with self._lock:
-            if self._shortest is None:
-                from .shortest import ShortestCompletion  # built on first use: most never need it
-
-                self._shortest = ShortestCompletion(self.nfa, self.pda.dfa)
-                self._shortest_texts: OrderedDict = OrderedDict()
+            self._shortest_index()
             got = self._shortest_texts.get(config, False)
             if got is False:
                 got = self._shortest.text(config)
@@ -214,6 +244,19 @@ class GrammarMatcher:
         if self._terminated:
             return None
         return self.grammar.shortest_completion(self.config)
+
+    def fill_budget_bitmask(self, row: np.ndarray, budget: int) -> bool:
+        """Allow only the tokens after which the output can still end within `budget` bytes
+        (EOS included when it can end now).  False, and the row untouched, if none fits."""
+        if self._terminated:
+            return False
+        got = self.grammar.budget_mask(self.config, budget)
+        if not got.any():
+            return False
+        words = self.grammar.vocab.num_words
+        row[words:] = 0
+        row[:words] = got
+        return True
 
     def fill_closing_bitmask(self, row: np.ndarray) -> int:
         """Allow only the tokens that spell the start of the shortest completion (EOS when the

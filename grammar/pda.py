@@ -193,7 +193,32 @@ class Level:
                     nodes.append(c)
 
     def _walk_native(self, cid: int):
-        """The C walk (native.py): rounds of C walking, Python filling the blocked T cells."""
+        """The C walk (native.py) and the C verdicts (gs_finish)."""
+        v, lib = self.vocab, self.native
+        self._native_states(cid)
+        _, (_, _, p_state, p_flag), (_, _, _, p_tnode, p_tids) = self._scratch
+        acc = np.zeros(v.num_words, dtype=np.int32)  # [W]
+        dep = np.zeros(v.num_words, dtype=np.int32)  # [W]
+        seen = np.zeros(len(self.configs), dtype=np.uint8)  # [configs]
+        succ = np.empty(min(len(self.configs), v.token_ids.size), dtype=np.int32)
+        n = lib.gs_finish(p_state, p_flag, p_tnode, p_tids, v.token_ids.size, acc.ctypes.data,
+                          dep.ctypes.data, seen.ctypes.data, succ.ctypes.data)
+        self.successors[cid] = np.sort(succ[:n])
+        return acc, dep, bool(dep.any())
+
+    def token_end_states(self, cid: int) -> np.ndarray:
+        """int32 [walkable tokens] (vocab.token_ids order): the configuration id each token leads
+        to from `cid` (0: rejected or context-dependent).  One fresh walk, nothing cached."""
+        v = self.vocab
+        if self.native is not None:
+            state = self._native_states(cid)[0]
+        else:
+            state = self._numpy_states(cid)[0]
+        return state[v.token_node].astype(np.int32)
+
+    def _native_states(self, cid: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rounds of C walking, Python filling the blocked T cells: (state, flag) per trie node,
+        in the level's scratch arrays (valid until the next walk)."""
         v, lib = self.vocab, self.native
         if self._scratch is None:
             arrays = (np.empty(v.num_nodes, dtype=np.int64), np.empty(v.num_nodes, dtype=np.int64),
@@ -217,19 +242,17 @@ class Level:
             ns = self.T.ravel()[ps.astype(np.int64) * 256 + byts]
             state[idx] = ns
             starts = idx[(ns != 0) | flag[idx]]
-        acc = np.zeros(v.num_words, dtype=np.int32)  # [W]
-        dep = np.zeros(v.num_words, dtype=np.int32)  # [W]
-        seen = np.zeros(len(self.configs), dtype=np.uint8)  # [configs]
-        succ = np.empty(min(len(self.configs), v.token_ids.size), dtype=np.int32)
-        n = lib.gs_finish(p_state, p_flag, p_tnode, p_tids, v.token_ids.size, acc.ctypes.data,
-                          dep.ctypes.data, seen.ctypes.data, succ.ctypes.data)
-        self.successors[cid] = np.sort(succ[:n])
-        return acc, dep, bool(dep.any())
+        return state, flag
 
     def _walk(self, cid: int):
-        """Walk the vocabulary trie breadth-first from configuration cid (see vocab.py)."""
+        """Walk the vocabulary trie from configuration cid (see vocab.py): token verdicts."""
         if self.native is not None:
             return self._walk_native(cid)
+        state, flag = self._numpy_states(cid)
+        return self._finish(cid, state, flag)
+
+    def _numpy_states(self, cid: int) -> tuple[np.ndarray, np.ndarray]:
+        """The numpy walk, breadth-first: (state, flag) per trie node."""
         v = self.vocab
         state = np.zeros(v.num_nodes, dtype=np.int32)  # [N] configuration after the node's bytes
         flag = np.zeros(v.num_nodes, dtype=bool)  # [N] some byte was read while EXIT was open
@@ -259,7 +282,7 @@ class Level:
                 flag[idx] = fl
                 live |= fl  # dead but flagged: the descendants stay dependent
             frontier = idx[live]
-        return self._finish(cid, state, flag)
+        return state, flag
 
     def _finish(self, cid: int, state: np.ndarray, flag: np.ndarray):
         """(accepted words, dependent words, any dependent) from the walked node states."""

@@ -94,6 +94,10 @@ class ShortestCompletion:
             self._dstate[d] = got
         return got
 
+    def best(self, d: int) -> float:
+        """Fewest bytes from rule-DFA state d to the end of its rule."""
+        return self._best(d)[0]
+
     def length(self, config) -> float:
         """Fewest bytes from this full configuration to the end (0 when it can end now)."""
         return min((sum(self._best(d)[0] for d in st) for st in config), default=INF)

@@ -97,7 +97,8 @@ def test_close_before_limit_keeps_a_cut_short_output_valid(llm):
     jsonschema.validate(json.loads(c.text), schema)
     u = cut.outputs[0]
     assert u.finish_reason == "length" and len(u.token_ids) == 28
-    # closing from the first token (28 tokens left <= 22 bytes + EOS + margin): the shortest
-    assert len(c.token_ids) < 24  # way out, spelled by the model with the tokens it prefers
+    # within the closing margin from the first token, yet the model keeps writing what it wants
+    # as long as a way out still fits: both start alike
+    assert c.text[:16] == u.text[:16]
     with pytest.raises(ValueError):
         json.loads(u.text)
