@@ -60,7 +60,7 @@ def json_schema_to_grammar(schema: dict | str | bool, *, strict: bool = True,
         raise GrammarError("schema nesting too deep (or a $ref cycle that never reaches a value)",
                            pointer="") from None
     add_used_shared(lw.rules)
-    return ir.Grammar(rules=lw.rules, start="start", frames=frozenset({"json_ws", "json_char"})), lw.warnings
+    return ir.Grammar(rules=lw.rules, start="start", frames=frozenset({"json_ws", "json_char", "json_unit"})), lw.warnings
 
 
 class _Lowerer:
