@@ -59,10 +59,18 @@ class Nfa:
         elif isinstance(node, ir.ByteClass):
             self.bytes[s].extend((lo, hi, e) for lo, hi in node.ranges)
         elif isinstance(node, ir.CharClass):
+            cont = [e]  # cont[m]: m more continuation bytes (80-BF) to e, shared by the sequences
             for seq in _class_sequences(node.ranges, node.negated):
-                cur = s
-                for k, (a, b) in enumerate(seq):
-                    nxt = e if k == len(seq) - 1 else self.new()
+                m = 0  # trailing full continuation ranges go through the shared chain
+                while m < len(seq) - 1 and seq[len(seq) - 1 - m] == (0x80, 0xBF):
+                    m += 1
+                while len(cont) <= m:
+                    nxt = self.new()
+                    self.bytes[nxt].append((0x80, 0xBF, cont[-1]))
+                    cont.append(nxt)
+                cur, head = s, seq[: len(seq) - m]
+                for k, (a, b) in enumerate(head):
+                    nxt = cont[m] if k == len(head) - 1 else self.new()
                     self.bytes[cur].append((a, b, nxt))
                     cur = nxt
         elif isinstance(node, ir.Seq):
