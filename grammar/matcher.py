@@ -25,6 +25,7 @@ from .vocab import Vocabulary, pack_bits
 
 LEVELS = (4, 16, 64)
 MASK_LRU = 4096
+BUDGET_LRU = 512  # configurations whose token-by-room groups are kept (closing before the limit)
 STEP_MEMO = 200_000
 
 
@@ -40,6 +41,7 @@ class CompiledGrammar:
         self._masks: OrderedDict = OrderedDict()
         self._steps: dict = {}
         self._shortest = None  # ShortestCompletion, built on first use
+        self._budget_profiles: OrderedDict = OrderedDict()
         self._eos = np.zeros(vocab.num_words, dtype=np.int32)
         for t in vocab.eos_token_ids:
             self._eos[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
@@ -76,31 +78,64 @@ class CompiledGrammar:
             self._shortest_texts: OrderedDict = OrderedDict()
         return self._shortest
 
-    def budget_mask(self, config: frozenset, budget: int) -> np.ndarray:
+    def budget_mask(self, config: frozenset, budget: int) -> np.ndarray | None:
         """int32 [num_words]: the tokens after which the output can still end within `budget`
-        more bytes (EOS when `config` can end now).  One trie walk from the configuration's
-        top frames; a token that pops below them counts the cheapest way out of the frames
-        cut off.  Context-dependent tokens are left out (the mask is a subset of the exact one)."""
-        with self._lock, no_gc():
-            sc = self._shortest_index()
-            level = self.levels[0]
-            k = level.k
-            cid = level.intern(truncate(config, k))
-            ends = level.token_end_states(cid)  # [n walkable] configuration ids, 0 = rejected
-            below = min((sum(sc.best(d) for d in st[:-k]) for st in config if len(st) > k), default=0)
-            lengths = {}
-            for c in np.unique(ends[ends != 0]).tolist():
-                lengths[c] = min((0 if not st else
-                                  sum(sc.best(d) for d in st[1:]) + below if st[0] == MARK else
-                                  sum(sc.best(d) for d in st)) for st in level.configs[c])
-            ok = np.zeros(len(level.configs), dtype=bool)
-            ok[[c for c, n in lengths.items() if n <= budget]] = True
+        more bytes (EOS when `config` can end now), or None when every token the grammar allows
+        here leaves enough room (then the ordinary mask is the answer).
+
+        Per configuration (cached, LRU): one trie walk from its top frames groups the tokens by
+        the length of the shortest completion they lead to; a token that pops below those frames
+        counts the cheapest way out of the frames cut off.  Context-dependent tokens are left out
+        of the groups (the budget mask is a subset of the exact one)."""
+        with self._lock:
+            prof = self._budget_profiles.get(config)
+            if prof is None:
+                with no_gc():
+                    prof = self._budget_profile(config)
+                self._budget_profiles[config] = prof
+                if len(self._budget_profiles) > BUDGET_LRU:
+                    self._budget_profiles.popitem(last=False)
+            else:
+                self._budget_profiles.move_to_end(config)
+        longest, groups = prof
+        if longest <= budget:
+            return None
+        words = self._eos.copy() if END in config else np.zeros(self.vocab.num_words, dtype=np.int32)
+        for length, group in groups:
+            if length > budget:
+                break
+            words |= group
+        return words
+
+    def _budget_profile(self, config: frozenset) -> tuple[float, list]:
+        """(longest completion after any allowed token, [(length, token words)] ascending)."""
+        sc = self._shortest_index()
+        level = self.levels[0]
+        k = level.k
+        cid = level.intern(truncate(config, k))
+        ends = level.token_end_states(cid)  # [n walkable] configuration ids, 0 = rejected
+        below = min((sum(sc.best(d) for d in st[:-k]) for st in config if len(st) > k), default=0)
+        by_length: dict[float, list[int]] = {}
+        for c in np.unique(ends[ends != 0]).tolist():
+            n = min((0 if not st else
+                     sum(sc.best(d) for d in st[1:]) + below if st[0] == MARK else
+                     sum(sc.best(d) for d in st)) for st in level.configs[c])
+            by_length.setdefault(n, []).append(c)
+        groups = []
+        for n in sorted(by_length):
+            pick = np.zeros(len(level.configs), dtype=bool)
+            pick[by_length[n]] = True
             allowed = np.zeros(self.vocab.size, dtype=bool)
-            allowed[self.vocab.token_ids[ok[ends]]] = True
-            words = pack_bits(allowed, self.vocab.num_words)
-            if END in config:
-                words |= self._eos
-            return words
+            allowed[self.vocab.token_ids[pick[ends]]] = True
+            groups.append((n, pack_bits(allowed, self.vocab.num_words)))
+        # context-dependent tokens are not in any group: their room is unknown, so a budget
+        # mask is needed whenever they exist
+        longest = float("inf") if self._has_dependent(config) else max(by_length, default=0)
+        return longest, groups
+
+    def _has_dependent(self, config: frozenset) -> bool:
+        level = self.levels[0]
+        return level.mask(level.intern(truncate(config, level.k)))[2]
 
     def shortest_completion(self, config: frozenset) -> bytes | None:
         """The bytes of one shortest way to finish from `config` (b"" if it can end now)."""
@@ -251,6 +286,9 @@ class GrammarMatcher:
         if self._terminated:
             return False
         got = self.grammar.budget_mask(self.config, budget)
+        if got is None:  # every allowed token leaves room: the ordinary mask
+            self.fill_bitmask(row)
+            return True
         if not got.any():
             return False
         words = self.grammar.vocab.num_words
