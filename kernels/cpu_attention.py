@@ -12,7 +12,7 @@ heads that share it (GQA):
         out[hq]  = sum_p w[hq, p] * V[slot(b, p), hq // G]
 
 Built like Triton builds kernels: compiled once per machine with the system C compiler
-(-O3 -march=native -fopenmp) into ~/.cache/gramserve (or $GRAMSERVE_CACHE), loaded with ctypes
+(-O3 -march=native -fopenmp, reassociated sums, no -ffast-math) into ~/.cache/gramserve (or $GRAMSERVE_CACHE), loaded with ctypes
 (which releases the GIL during the call, so the grammar thread keeps running).  `load()` is
 None without a compiler or with GRAMSERVE_NATIVE=0; then the torch path runs.  Tested equal to
 the reference within 1e-5.
@@ -91,6 +91,12 @@ void gs_decode_attention(const float *q, const float *kc, const float *vc,
 }
 """
 
+# Never -ffast-math: linking it sets flush-to-zero for the whole process (subnormals vanish in
+# every other float computation).  These flags only let the compiler reorder the dot-product sums
+# into SIMD lanes.
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
+         "-fassociative-math", "-fno-signed-zeros"]
+
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _tried = False
@@ -113,7 +119,7 @@ def load() -> ctypes.CDLL | None:
         _tried = True
         if os.environ.get("GRAMSERVE_NATIVE", "1") == "0":
             return None
-        tag = hashlib.sha256((SOURCE + _cpu_tag() + sysconfig.get_platform()).encode()).hexdigest()[:16]
+        tag = hashlib.sha256((SOURCE + " ".join(FLAGS) + _cpu_tag() + sysconfig.get_platform()).encode()).hexdigest()[:16]
         cache = os.environ.get("GRAMSERVE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gramserve")
         path = os.path.join(cache, "native", f"attn-{tag}.so")
         try:
@@ -123,8 +129,7 @@ def load() -> ctypes.CDLL | None:
                     src, so = os.path.join(tmp, "attn.c"), os.path.join(tmp, "attn.so")
                     with open(src, "w") as f:
                         f.write(SOURCE)
-                    subprocess.run(cc.split() + ["-O3", "-march=native", "-ffast-math", "-fopenmp",
-                                                 "-shared", "-fPIC", "-o", so, src, "-lm"],
+                    subprocess.run(cc.split() + FLAGS + ["-shared", "-fPIC", "-o", so, src, "-lm"],
                                    check=True, capture_output=True, timeout=120)
                     os.makedirs(os.path.dirname(path), exist_ok=True)
                     os.replace(so, path)

@@ -3,6 +3,7 @@ torch path, through the CPU backend's paged_attention (mixed decode + prefill ba
 import functools
 
 import pytest
+import torch
 
 from kernels import cpu_attention
 from kernels import reference as ref
@@ -46,3 +47,13 @@ def test_cpu_backend_routes_decode_through_the_c_kernel():
     backend = kernels.select_backend("cpu")
     assert isinstance(backend.paged_attention, functools.partial)
     assert backend.paged_attention.keywords["decode_fn"] is cpu_attention.decode_fn
+
+
+def test_loading_the_kernel_keeps_subnormal_floats():
+    """-ffast-math would set flush-to-zero for the whole process when the library loads."""
+    import numpy as np
+
+    cpu_attention.load()
+    tiny = np.float32(1e-38)
+    assert tiny / np.float32(1e4) > 0  # a subnormal, not flushed to zero
+    assert float(torch.tensor(1e-38) / 1e4) > 0
