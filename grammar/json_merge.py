@@ -25,6 +25,16 @@ _ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comme
                           "$anchor", "$defs", "definitions", "readOnly", "writeOnly", "deprecated",
                           "contentMediaType", "contentEncoding", "contentSchema", "$vocabulary"})
 _OBJECT_KEYS = ("properties", "patternProperties", "additionalProperties")
+# keywords with validation meaning; any other keyword (x-*, vendor extensions, misspellings) is
+# an annotation by the spec: two different values of it are no conflict
+_VALIDATION = frozenset({
+    "type", "enum", "const", "properties", "patternProperties", "additionalProperties", "required",
+    "items", "prefixItems", "additionalItems", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "pattern", "format", "minItems",
+    "maxItems", "uniqueItems", "contains", "minContains", "maxContains", "minProperties",
+    "maxProperties", "propertyNames", "dependentRequired", "dependentSchemas", "dependencies",
+    "anyOf", "oneOf", "allOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "$recursiveRef",
+    "unevaluatedProperties", "unevaluatedItems"})
 
 
 def both(x, y):
@@ -133,7 +143,7 @@ def merge(a, b, conflict: Conflict):
         if key in ("const", "enum"):  # combined by _merge_consts
             out.setdefault(key, vb)
             continue
-        if key not in out or out[key] == vb or key in _ANNOTATIONS:
+        if key not in out or out[key] == vb or key in _ANNOTATIONS or key not in _VALIDATION:
             out.setdefault(key, vb)
             continue
         out[key] = _merge_value(key, out[key], vb, conflict)
