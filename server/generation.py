@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+from fastapi.responses import StreamingResponse
 
 from engine.errors import InvalidParameterError
 from engine.llm_engine import EngineOutput
@@ -157,3 +160,10 @@ async def cancel_on_disconnect(request, work: asyncio.Task, poll_s: float = 0.5)
             with contextlib.suppress(asyncio.CancelledError):
                 await work
             raise APIError(499, "client disconnected")
+
+
+def event_stream(body, release) -> StreamingResponse:
+    """The server-sent-events response for `body`; `release` runs once the body is gone, even if
+    it was never iterated (a client that left at once still frees its slots)."""
+    weakref.finalize(body, release)
+    return StreamingResponse(body, media_type="text/event-stream")

@@ -10,14 +10,13 @@ import json
 import logging
 import time
 import uuid
-import weakref
 
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from engine.llm_engine import EngineOutput
 from server.chat import render_chat
 from server.errors import APIError
-from server.generation import Stream, account, finish, merge, open_stream, precompile
+from server.generation import Stream, account, event_stream, finish, merge, open_stream, precompile
 from server.protocol import ChatCompletionRequest
 from server.sampling import chat_sampling_params, structured_from_request
 from server.tool_parser import Delta, ToolCallParser
@@ -112,9 +111,7 @@ async def create_chat_completion(state, req: ChatCompletionRequest, http_request
     meta = {"id": request_id, "created": int(time.time()), "model": state.served_model_name}
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        body = _stream_chat(state, stream, choices, meta, include_usage, release)
-        weakref.finalize(body, release)  # a body never iterated (client gone at once) still frees its slots
-        return StreamingResponse(body, media_type="text/event-stream")
+        return event_stream(_stream_chat(state, stream, choices, meta, include_usage, release), release)
     try:
         return JSONResponse(await _collect_chat(state, stream, choices, meta))
     finally:

@@ -8,13 +8,12 @@ import json
 import logging
 import time
 import uuid
-import weakref
 
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from engine.llm_engine import EngineOutput
 from server.errors import APIError, bad_request
-from server.generation import Stream, account, finish, merge, open_stream, precompile
+from server.generation import Stream, account, event_stream, finish, merge, open_stream, precompile
 from server.protocol import CompletionRequest
 from server.sampling import completion_sampling_params, structured_from_request
 
@@ -89,9 +88,7 @@ async def create_completion(state, req: CompletionRequest, http_request):
             "model": state.served_model_name}
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        body = _stream(state, streams, params, meta, include_usage, release)
-        weakref.finalize(body, release)  # a body never iterated (client gone at once) still frees its slots
-        return StreamingResponse(body, media_type="text/event-stream")
+        return event_stream(_stream(state, streams, params, meta, include_usage, release), release)
     try:
         echo = [core.tokenizer.decode(core.tokenize_prompt(p)[1]) if req.echo else "" for p in prompts]
         return JSONResponse(await _collect(state, streams, params, meta, echo))
