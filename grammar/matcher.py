@@ -29,6 +29,21 @@ BUDGET_LRU = 512  # configurations whose token-by-room groups are kept (closing 
 STEP_MEMO = 200_000
 
 
+_MISSING = object()
+
+
+def _lru(table: OrderedDict, key, compute, limit: int):
+    """table[key], compute(key) on a miss; the least recently used entry goes past `limit`."""
+    got = table.get(key, _MISSING)
+    if got is _MISSING:
+        got = table[key] = compute(key)
+        if len(table) > limit:
+            table.popitem(last=False)
+    else:
+        table.move_to_end(key)
+    return got
+
+
 class CompiledGrammar:
     def __init__(self, rules: dict, vocab: Vocabulary, warnings: list[str] | None = None):
         self.vocab = vocab
@@ -42,6 +57,7 @@ class CompiledGrammar:
         self._steps: dict = {}
         self._shortest = None  # ShortestCompletion, built on first use
         self._budget_profiles: OrderedDict = OrderedDict()
+        self._shortest_texts: OrderedDict = OrderedDict()
         self._eos = np.zeros(vocab.num_words, dtype=np.int32)
         for t in vocab.eos_token_ids:
             self._eos[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
@@ -75,7 +91,6 @@ class CompiledGrammar:
             from .shortest import ShortestCompletion  # built on first use: most never need it
 
             self._shortest = ShortestCompletion(self.nfa, self.pda.dfa)
-            self._shortest_texts: OrderedDict = OrderedDict()
         return self._shortest
 
     def budget_mask(self, config: frozenset, budget: int) -> np.ndarray | None:
@@ -88,16 +103,7 @@ class CompiledGrammar:
         counts the cheapest way out of the frames cut off.  Context-dependent tokens are left out
         of the groups (the budget mask is a subset of the exact one)."""
         with self._lock:
-            prof = self._budget_profiles.get(config)
-            if prof is None:
-                with no_gc():
-                    prof = self._budget_profile(config)
-                self._budget_profiles[config] = prof
-                if len(self._budget_profiles) > BUDGET_LRU:
-                    self._budget_profiles.popitem(last=False)
-            else:
-                self._budget_profiles.move_to_end(config)
-        longest, groups = prof
+            longest, groups = _lru(self._budget_profiles, config, self._budget_profile, BUDGET_LRU)
         if longest <= budget:
             return None
         words = self._eos.copy() if END in config else np.zeros(self.vocab.num_words, dtype=np.int32)
@@ -109,11 +115,15 @@ class CompiledGrammar:
 
     def _budget_profile(self, config: frozenset) -> tuple[float, list]:
         """(longest completion after any allowed token, [(length, token words)] ascending)."""
+        with no_gc():  # a cold walk interns many configurations: see _gc.py
+            return self._budget_groups(config)
+
+    def _budget_groups(self, config: frozenset) -> tuple[float, list]:
         sc = self._shortest_index()
         level = self.levels[0]
         k = level.k
         cid = level.intern(truncate(config, k))
-        ends = level.token_end_states(cid)  # [n walkable] configuration ids, 0 = rejected
+        ends, any_dependent = level.token_end_states(cid)  # [n walkable] config ids, 0 = rejected
         below = min((sum(sc.best(d) for d in st[:-k]) for st in config if len(st) > k), default=0)
         by_length: dict[float, list[int]] = {}
         for c in np.unique(ends[ends != 0]).tolist():
@@ -130,24 +140,16 @@ class CompiledGrammar:
             groups.append((n, pack_bits(allowed, self.vocab.num_words)))
         # context-dependent tokens are not in any group: their room is unknown, so a budget
         # mask is needed whenever they exist
-        longest = float("inf") if self._has_dependent(config) else max(by_length, default=0)
+        longest = float("inf") if any_dependent else max(by_length, default=0)
         return longest, groups
-
-    def _has_dependent(self, config: frozenset) -> bool:
-        level = self.levels[0]
-        return level.mask(level.intern(truncate(config, level.k)))[2]
 
     def shortest_completion(self, config: frozenset) -> bytes | None:
         """The bytes of one shortest way to finish from `config` (b"" if it can end now)."""
         with self._lock:
-            self._shortest_index()
-            got = self._shortest_texts.get(config, False)
-            if got is False:
-                got = self._shortest.text(config)
-                self._shortest_texts[config] = got
-                if len(self._shortest_texts) > MASK_LRU:
-                    self._shortest_texts.popitem(last=False)
-            return got
+            return _lru(self._shortest_texts, config, self._shortest_text, MASK_LRU)
+
+    def _shortest_text(self, config: frozenset) -> bytes | None:
+        return self._shortest_index().text(config)
 
     def step_bytes(self, config: frozenset, data: bytes) -> frozenset:
         """The full configuration after `data` (empty if the output left the language)."""
@@ -168,18 +170,13 @@ class CompiledGrammar:
     def mask(self, config: frozenset) -> np.ndarray:
         """int32 [num_words] allowed-token words for a full configuration (do not mutate)."""
         with self._lock:
-            got = self._masks.get(config)
-            if got is not None:
-                self._masks.move_to_end(config)
-                return got
-            with no_gc():  # a cold mask interns many configurations: see _gc.py
-                got = self._compute_mask(config)
-            self._masks[config] = got
-            if len(self._masks) > MASK_LRU:
-                self._masks.popitem(last=False)
-            return got
+            return _lru(self._masks, config, self._compute_mask, MASK_LRU)
 
     def _compute_mask(self, config: frozenset) -> np.ndarray:
+        with no_gc():  # a cold mask interns many configurations: see _gc.py
+            return self._walk_levels(config)
+
+    def _walk_levels(self, config: frozenset) -> np.ndarray:
         allowed, pending = None, None
         depth = max((len(st) for st in config), default=0)
         for level in self.levels:

@@ -52,73 +52,60 @@ def _map_leaves(node, fn):
     return _rebuild(node, lambda c: _map_leaves(c, fn))
 
 
-_REFS: dict[int, tuple] = {}  # id(node) -> (node, frozenset of names): shared subtrees once
+_MEMO_LIMIT = 200_000
+
+
+def _memoized(table: dict, node, compute):
+    """compute(node), once per node object: grammars share subtrees, and the passes below ask
+    about the same ones again and again.  The entry holds the node so its id is never reused."""
+    got = table.get(id(node))
+    if got is None or got[0] is not node:
+        value = compute(node)
+        if len(table) > _MEMO_LIMIT:
+            table.clear()
+        got = table[id(node)] = (node, value)
+    return got[1]
+
+
+_COUNTS: dict[int, tuple] = {}  # id(node) -> (node, {name: uses})
+_SIZES: dict[int, tuple] = {}  # id(node) -> (node, size)
+
+
+def _count_refs(node) -> dict[str, int]:
+    if isinstance(node, ir.Ref):
+        return {node.name: 1}
+    out: dict[str, int] = {}
+    for c in _children(node):
+        for r, k in _ref_counts(c).items():
+            out[r] = out.get(r, 0) + k
+    return out
+
+
+def _ref_counts(node) -> dict[str, int]:
+    """How many times each rule is referenced inside node (do not mutate the result)."""
+    return _memoized(_COUNTS, node, _count_refs)
 
 
 def refs(node, acc: set | None = None) -> set[str]:
     """Names of the rules referenced anywhere inside node (added to acc when given)."""
-    got = _REFS.get(id(node))
-    if got is None or got[0] is not node:
-        if isinstance(node, ir.Ref):
-            names = frozenset((node.name,))
-        else:
-            names = frozenset().union(*(refs(c) for c in _children(node)))
-        if len(_REFS) > 200_000:
-            _REFS.clear()
-        got = _REFS[id(node)] = (node, names)
+    names = _ref_counts(node).keys()
     if acc is None:
-        return set(got[1])
-    acc |= got[1]
+        return set(names)
+    acc |= names
     return acc
 
 
-_COUNTS: dict[int, tuple] = {}  # id(node) -> (node, {name: uses})
-
-
-def _ref_counts(node) -> dict[str, int]:
-    """How many times each rule is referenced inside node (memoized per subtree; do not mutate)."""
-    got = _COUNTS.get(id(node))
-    if got is None or got[0] is not node:
-        if isinstance(node, ir.Ref):
-            out = {node.name: 1}
-        else:
-            out: dict[str, int] = {}
-            for c in _children(node):
-                for r, k in _ref_counts(c).items():
-                    out[r] = out.get(r, 0) + k
-        if len(_COUNTS) > 200_000:
-            _COUNTS.clear()
-        got = _COUNTS[id(node)] = (node, out)
-    return got[1]
-
-
-def _ref_list(node, acc: list | None = None) -> list[str]:
-    acc = [] if acc is None else acc
-    if isinstance(node, ir.Ref):
-        acc.append(node.name)
-    for c in _children(node):
-        _ref_list(c, acc)
-    return acc
-
-
-_SIZES: dict[int, tuple] = {}  # id(node) -> (node, size): shared subtrees are sized once
+def _size(node) -> int:
+    if isinstance(node, ir.Repeat):
+        return 1 + size(node.item) * max(node.min if node.max is None else node.max, 1)
+    if isinstance(node, ir.Literal):
+        return max(len(node.value), 1)
+    return 1 + sum(size(c) for c in _children(node))
 
 
 def size(node) -> int:
     """Roughly the NFA states the node unrolls to (bounded repeats count every copy)."""
-    got = _SIZES.get(id(node))
-    if got is not None and got[0] is node:
-        return got[1]
-    if isinstance(node, ir.Repeat):
-        n = 1 + size(node.item) * max(node.min if node.max is None else node.max, 1)
-    elif isinstance(node, ir.Literal):
-        n = max(len(node.value), 1)
-    else:
-        n = 1 + sum(size(c) for c in _children(node))
-    if len(_SIZES) > 200_000:
-        _SIZES.clear()
-    _SIZES[id(node)] = (node, n)  # holding the node keeps its id from being reused
-    return n
+    return _memoized(_SIZES, node, _size)
 
 
 def _resolve_regex(node):
@@ -325,8 +312,8 @@ def _inline(rules: dict, start: str, frames: frozenset = frozenset()) -> dict:
     rules = dict(rules)
     uses: dict[str, int] = {n: 0 for n in rules}
     for body in rules.values():
-        for r in _ref_list(body):
-            uses[r] += 1
+        for r, k in _ref_counts(body).items():
+            uses[r] += k
     recursive = set()
     for comp in _sccs(rules):
         if len(comp) > 1 or comp[0] in refs(rules[comp[0]]):

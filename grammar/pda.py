@@ -206,15 +206,14 @@ class Level:
         self.successors[cid] = np.sort(succ[:n])
         return acc, dep, bool(dep.any())
 
-    def token_end_states(self, cid: int) -> np.ndarray:
-        """int32 [walkable tokens] (vocab.token_ids order): the configuration id each token leads
-        to from `cid` (0: rejected or context-dependent).  One fresh walk, nothing cached."""
+    def token_end_states(self, cid: int) -> tuple[np.ndarray, bool]:
+        """(int32 [walkable tokens] in vocab.token_ids order: the configuration id each token
+        leads to from `cid`, 0 = rejected or context-dependent;  whether any token is
+        context-dependent).  One fresh walk, nothing cached."""
         v = self.vocab
-        if self.native is not None:
-            state = self._native_states(cid)[0]
-        else:
-            state = self._numpy_states(cid)[0]
-        return state[v.token_node].astype(np.int32)
+        state, flag = self._native_states(cid) if self.native is not None else self._numpy_states(cid)
+        ends = state[v.token_node].astype(np.int32)
+        return ends, bool((flag[v.token_node] & (ends == 0)).any())
 
     def _native_states(self, cid: int) -> tuple[np.ndarray, np.ndarray]:
         """Rounds of C walking, Python filling the blocked T cells: (state, flag) per trie node,
