@@ -2,8 +2,9 @@
 
 Imports nothing of ours. Every Triton kernel has a pure-torch reference in `kernels.reference`
 (its specification). The backend is chosen once: `select_backend(device)` returns the Triton
-ops for a CUDA device and the torch ops otherwise (on the CPU, single-query
-decode rows go through the C kernel of `kernels.cpu_attention` when it builds); the module-level names below are bound at
+ops for a CUDA device and the torch ops otherwise (on the CPU, single-query decode rows and the
+MLP's SiLU-and-multiply go through the C kernels of `kernels.cpu_native` when they build); the
+module-level names below are bound at
 import time for the default device (CUDA when available). Triton is imported only when the
 Triton backend is selected, so a CPU-only install needs no triton.
 """
@@ -26,6 +27,7 @@ class KernelBackend:
     write_kv: Callable[..., None]
     paged_attention: Callable[..., torch.Tensor]
     gather_kv: Callable[..., torch.Tensor]
+    silu_mul: Callable[[torch.Tensor], torch.Tensor]  # [T, 2I] gate|up -> [T, I] silu(gate) * up
 
 
 def select_backend(device: torch.device | str) -> KernelBackend:
@@ -33,19 +35,22 @@ def select_backend(device: torch.device | str) -> KernelBackend:
     if torch.device(device).type == "cuda":
         from kernels import attention, sampling
 
-        return KernelBackend("triton", sampling.sample_triton, attention.write_kv, attention.paged_attention, gather_kv)
-    from kernels import cpu_attention
+        return KernelBackend("triton", sampling.sample_triton, attention.write_kv, attention.paged_attention,
+                             gather_kv, reference.silu_mul)
+    from kernels import cpu_native
 
-    attention = reference.paged_attention
-    if cpu_attention.load() is not None:  # decode rows straight from the cache, in C
-        attention = functools.partial(reference.paged_attention, decode_fn=cpu_attention.decode_fn)
-    return KernelBackend("torch", reference.sample_reference, reference.write_kv, attention, gather_kv)
+    attention, silu_mul = reference.paged_attention, reference.silu_mul
+    if cpu_native.load() is not None:  # decode rows straight from the cache, in C
+        attention = functools.partial(reference.paged_attention, decode_fn=cpu_native.decode_fn)
+        silu_mul = cpu_native.silu_mul
+    return KernelBackend("torch", reference.sample_reference, reference.write_kv, attention, gather_kv, silu_mul)
 
 
 BACKEND = select_backend("cuda" if torch.cuda.is_available() else "cpu")
 sample = BACKEND.sample
 write_kv = BACKEND.write_kv
 paged_attention = BACKEND.paged_attention
+silu_mul = BACKEND.silu_mul
 
 __all__ = [
     "BACKEND",
@@ -56,5 +61,6 @@ __all__ = [
     "paged_attention",
     "sample",
     "select_backend",
+    "silu_mul",
     "write_kv",
 ]

@@ -136,6 +136,12 @@ def _mask(q_pos: torch.Tensor, kv_len: torch.Tensor, max_len: int, sliding_windo
     return m
 
 
+def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
+    """[T, 2I] fused gate|up matmul output -> [T, I] silu(gate) * up (the gated MLP's middle)."""
+    gate, up = gate_up.chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
 def paged_attention(
     q: torch.Tensor,  # [T, Hq, D] queries of all sequences, packed
     k_cache: torch.Tensor,  # [num_blocks, block_size, Hkv, D] (new keys already written)
@@ -154,7 +160,7 @@ def paged_attention(
     sequence, query_start_loc = 0..B), skipping the split into decode and prefill rows.
     decode_fn (optional): computes the single-query rows straight from the cache
     (q, k_cache, v_cache, tables, kv_len, scale, sliding_window, max_len) -> [Bd, Hq, D], or
-    returns None to leave them to the gather + SDPA path (see kernels/cpu_attention.py)."""
+    returns None to leave them to the gather + SDPA path (see kernels/cpu_native.py)."""
     dev = q.device
     lens = seq_lens.tolist()
     bsz = len(lens)

@@ -70,8 +70,8 @@ class DecoderLayer(nn.Module):
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, batch: ForwardBatch, kv: KVCache
     ) -> torch.Tensor:
         h = x + self.attention(F.rms_norm(x, x.shape[-1:], self.input_norm, self.eps), cos, sin, batch, kv)
-        gate, up = self.gate_up_proj(F.rms_norm(h, h.shape[-1:], self.post_norm, self.eps)).chunk(2, dim=-1)
-        return h + self.down_proj(F.silu(gate) * up)  # [T, H]
+        gate_up = self.gate_up_proj(F.rms_norm(h, h.shape[-1:], self.post_norm, self.eps))  # [T, 2I]
+        return h + self.down_proj(kernels.silu_mul(gate_up))  # [T, H]
 
 
 class DecoderLM(nn.Module):

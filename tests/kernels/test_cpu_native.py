@@ -1,0 +1,84 @@
+"""The C kernels (kernels/cpu_native.py): decode attention against the dense oracle and the
+torch path, through the CPU backend's paged_attention (mixed decode + prefill batches too), and
+the fused SiLU-and-multiply against torch."""
+import functools
+
+import pytest
+import torch
+
+from kernels import cpu_native
+from kernels import reference as ref
+from test_attention import dense_oracle, make_batch
+
+pytestmark = pytest.mark.skipif(cpu_native.load() is None, reason="no C compiler (torch path only)")
+
+BATCHES = [
+    ([1, 1, 1, 1], [1, 8, 9, 37]),
+    ([5, 1, 20, 1], [5, 17, 29, 64]),
+    ([1] * 9, [3, 100, 17, 16, 15, 1, 64, 65, 200]),
+]
+
+
+@pytest.mark.parametrize("g", [1, 3, 4, 7])
+@pytest.mark.parametrize("window", [None, 6])
+@pytest.mark.parametrize("shape", BATCHES, ids=["decode", "mixed", "decode9"])
+@pytest.mark.parametrize("d", [32, 12], ids=["simd", "plain"])  # 12: not a multiple of 8
+def test_c_decode_rows_match_oracle_and_torch_path(g, window, shape, d):
+    q_lens, seq_lens = shape
+    q, kc, vc, qsl, lens, tables, seqs = make_batch(7, q_lens, seq_lens, hkv=2, g=g, d=d, num_blocks=256)
+    scale = q.shape[-1] ** -0.5
+    fast = functools.partial(ref.paged_attention, decode_fn=cpu_native.decode_fn)
+    kw = {"sliding_window": window, "max_query_len": max(q_lens)}
+    got = fast(q, kc, vc, qsl, lens, tables, scale, **kw)
+    torch_path = ref.paged_attention(q, kc, vc, qsl, lens, tables, scale, **kw)
+    assert (got - torch_path).abs().max() < 1e-5
+    for b, (k, v) in enumerate(seqs):
+        rows = slice(int(qsl[b]), int(qsl[b + 1]))
+        want = dense_oracle(q[rows], k, v, q_lens[b], scale, window)
+        assert (got[rows] - want).abs().max() < 1e-5
+
+
+def test_decode_fn_declines_what_it_does_not_cover():
+    q, kc, vc, qsl, lens, tables, _ = make_batch(1, [1, 1], [4, 9], hkv=2, g=2)
+    assert cpu_native.decode_fn(q.double(), kc.double(), vc.double(), tables, lens.long(), 1.0, None, 9) is None
+
+
+def test_cpu_backend_routes_decode_through_the_c_kernel():
+    import kernels
+
+    backend = kernels.select_backend("cpu")
+    assert isinstance(backend.paged_attention, functools.partial)
+    assert backend.paged_attention.keywords["decode_fn"] is cpu_native.decode_fn
+
+
+def test_loading_the_kernel_keeps_subnormal_floats():
+    """-ffast-math would set flush-to-zero for the whole process when the library loads."""
+    import numpy as np
+
+    cpu_native.load()
+    tiny = np.float32(1e-38)
+    assert tiny / np.float32(1e4) > 0  # a subnormal, not flushed to zero
+    assert float(torch.tensor(1e-38) / 1e4) > 0
+
+
+@pytest.mark.parametrize("t, i", [(1, 8), (5, 13), (64, 1536), (300, 40)])
+def test_silu_mul_matches_torch(t, i):
+    gu = torch.randn(t, 2 * i, generator=torch.Generator().manual_seed(t)) * 6  # tails of exp too
+    gu[0, :2] = torch.tensor([-200.0, 200.0])  # beyond the exp clamp: silu -> 0 and -> x
+    want = ref.silu_mul(gu)
+    got = cpu_native.silu_mul(gu)
+    assert got.shape == (t, i) and got.is_contiguous()
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_silu_mul_falls_back_for_views_and_other_dtypes():
+    gu = torch.randn(6, 20)
+    assert torch.equal(cpu_native.silu_mul(gu.double()), ref.silu_mul(gu.double()))
+    view = torch.randn(6, 40)[:, ::2]  # not contiguous
+    assert torch.equal(cpu_native.silu_mul(view), ref.silu_mul(view))
+
+
+def test_cpu_backend_routes_silu_mul_through_c():
+    import kernels
+
+    assert kernels.select_backend("cpu").silu_mul is cpu_native.silu_mul
