@@ -178,7 +178,6 @@ class CompiledGrammar:
 
     def _walk_levels(self, config: frozenset) -> np.ndarray:
         allowed, pending = None, None
-        depth = max((len(st) for st in config), default=0)
         for level in self.levels:
             acc, dep, any_dep = level.mask(level.intern(truncate(config, level.k)))
             if allowed is None:
@@ -186,7 +185,8 @@ class CompiledGrammar:
             else:
                 allowed |= acc & pending
                 pending = pending & dep if any_dep else None
-            if pending is None or not pending.any() or depth <= level.k:
+            # a shallow config can still be cut: a token's own pushes are truncated at k too
+            if pending is None or not pending.any():
                 pending = None
                 break
         if pending is not None:  # deeper than the last level: check the few leftovers exactly

@@ -51,6 +51,23 @@ def test_small_vocab_exhaustive(name):
         random_walk_check(compiled, GRAMMARS[name], steps=25, seed=seed)
 
 
+def test_token_pushing_past_the_first_level_from_a_shallow_state():
+    """A token that nests deeper than the first cache level and comes back out: from the start
+    (depth 1) its walk is cut at k frames, pops past the cut and reads on.  The deeper levels
+    must decide it (a shortcut once skipped them whenever the state itself was shallow)."""
+    deep = b"[" * 6 + b"x" + b"]" * 6
+    vocab = Vocabulary(SMALL + [deep, b"[" * 5 + b"x" + b"]" * 6])
+    from grammar import allocate_bitmask
+    from grammar_helpers import allowed_ids, brute_mask
+    from grammar.reference import Recognizer
+    compiled = GrammarCompiler(vocab).compile_grammar(NESTED)
+    row = allocate_bitmask(1, vocab.size)[0]
+    compiled.matcher().fill_bitmask(row)
+    got = allowed_ids(row, vocab.size)
+    assert got == brute_mask(Recognizer(NESTED), b"", vocab)
+    assert vocab.size - 2 in got and vocab.size - 1 not in got  # balanced in, one "]" too many out
+
+
 def test_deep_nesting_uses_every_level():
     """40 levels of nesting: masks go through all cache levels and the exact fallback."""
     compiled = GrammarCompiler(SMALL_VOCAB).compile_grammar(NESTED)
