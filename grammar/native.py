@@ -7,11 +7,14 @@ per machine with the system C compiler into ~/.cache/gramserve/native (or $GRAMS
 loaded with ctypes; no compiler, a failed build or GRAMSERVE_NATIVE=0 all mean `load()` returns
 None and the numpy walk runs instead (the two are tested equal).
 
-gs_walk contract: for every start node p (its state/flag already set), visit the subtree below p
+gs_walk contract: for every start node p (its state/flag already set; with `resume`, its state
+is first read from its now-filled cell T[state[parent], byte]), visit the subtree below p
 depth-first; each visited child c gets state[c] = T[state[parent], byte] and flag[c] = flag[p] |
 has_exit[state[p]]; descend while the state is live (non-zero) or the flag is set.  A child whose
-T cell is still UNKNOWN is not descended: it is written to `blocked` (the caller fills those
-cells in Python, sets their states and walks on from them).  Returns the number blocked.
+T cell is still UNKNOWN is not descended: it is written to `blocked`, and its cell, marked
+PENDING so that it is asked for once, to `need` (as config * 256 + byte).  The caller fills the
+needed cells in Python and walks on from the blocked children with `resume`.  Returns the
+number blocked.
 """
 from __future__ import annotations
 
@@ -27,25 +30,41 @@ import threading
 SOURCE = r"""
 #include <stdint.h>
 #define UNKNOWN (-2)
-int64_t gs_walk(const int32_t *T, const uint8_t *has_exit, const int64_t *child_lo,
-                const int64_t *child_hi, const uint8_t *last_byte, int32_t *state,
-                uint8_t *flag, const int64_t *starts, int64_t n_starts, int64_t *stack,
-                int64_t *blocked) {
-    int64_t sp = 0, nb = 0;
-    for (int64_t i = 0; i < n_starts; i++) stack[sp++] = starts[i];
+#define PENDING (-3)
+int64_t gs_walk(int32_t *T, const uint8_t *has_exit, const int64_t *child_lo,
+                const int64_t *child_hi, const uint8_t *last_byte, const int64_t *parent,
+                int32_t *state, uint8_t *flag, const int64_t *starts, int64_t n_starts,
+                int64_t resume, int64_t *stack, int64_t *blocked, int64_t *need, int64_t *n_need) {
+    int64_t sp = 0, nb = 0, nn = 0;
+    for (int64_t i = 0; i < n_starts; i++) {
+        const int64_t c = starts[i];
+        if (resume) {  /* a child blocked last round: its cell is filled now */
+            const int32_t ns = T[(int64_t)state[parent[c]] * 256 + last_byte[c]];
+            state[c] = ns;
+            if (ns == 0 && !flag[c]) continue;
+        }
+        stack[sp++] = c;
+    }
     while (sp > 0) {
         int64_t p = stack[--sp];
         int32_t ps = state[p];
         uint8_t fl = flag[p] | has_exit[ps];
-        const int32_t *row = T + (int64_t)ps * 256;
+        int32_t *row = T + (int64_t)ps * 256;
         for (int64_t c = child_lo[p]; c < child_hi[p]; c++) {
-            int32_t ns = row[last_byte[c]];
+            const uint8_t b = last_byte[c];
+            int32_t ns = row[b];
             flag[c] = fl;
-            if (ns == UNKNOWN) { state[c] = UNKNOWN; blocked[nb++] = c; continue; }
+            if (ns < 0) {  /* UNKNOWN: ask for the cell once (PENDING), park the child */
+                if (ns == UNKNOWN) { row[b] = PENDING; need[nn++] = (int64_t)ps * 256 + b; }
+                state[c] = UNKNOWN;
+                blocked[nb++] = c;
+                continue;
+            }
             state[c] = ns;
             if (ns != 0 || fl) stack[sp++] = c;
         }
     }
+    *n_need = nn;
     return nb;
 }
 
@@ -105,7 +124,7 @@ def load() -> ctypes.CDLL | None:
                 _build(path)
             lib = ctypes.CDLL(path)
             lib.gs_walk.restype = ctypes.c_int64
-            lib.gs_walk.argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_int64] + [ctypes.c_void_p] * 2
+            lib.gs_walk.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 4
             lib.gs_finish.restype = ctypes.c_int64
             lib.gs_finish.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_void_p] * 4
             _lib = lib

@@ -31,7 +31,7 @@ from .vocab import Vocabulary, pack_bits
 MARK = -1
 END: tuple = ()
 EXIT: tuple = (MARK,)
-UNKNOWN = -2
+UNKNOWN = -2  # T cell not computed yet (the C walk marks the cells it asked for -3 until filled)
 MEMO_LIMIT = 200_000
 TAIL_NODES = 24  # below this frontier size, past TAIL_DEPTH bytes, the trie walk
 TAIL_DEPTH = 6  # finishes in a scalar loop (long tokens are few and form chains)
@@ -111,7 +111,7 @@ class Level:
         self.successors: dict[int, np.ndarray] = {}  # cid -> ids reachable by one token
         self.bounds: dict[int, list[int]] = {}  # cid -> its byte-cell boundaries
         self.native = native.load()  # the C trie walk, or None: the numpy walk below
-        self._scratch: tuple | None = None  # (stack, blocked) int64 [N] each, for the C walk
+        self._scratch: tuple | None = None  # the C walk's work arrays and their addresses
 
     def intern(self, config: frozenset) -> int:
         cid = self.index.get(config)
@@ -196,7 +196,7 @@ class Level:
         """The C walk (native.py) and the C verdicts (gs_finish)."""
         v, lib = self.vocab, self.native
         self._native_states(cid)
-        _, (_, _, p_state, p_flag), (_, _, _, p_tnode, p_tids) = self._scratch
+        _, (_, _, p_state, p_flag, _, _), (_, _, _, p_tnode, p_tids, _) = self._scratch
         acc = np.zeros(v.num_words, dtype=np.int32)  # [W]
         dep = np.zeros(v.num_words, dtype=np.int32)  # [W]
         seen = np.zeros(len(self.configs), dtype=np.uint8)  # [configs]
@@ -216,31 +216,31 @@ class Level:
         return ends, bool((flag[v.token_node] & (ends == 0)).any())
 
     def _native_states(self, cid: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rounds of C walking, Python filling the blocked T cells: (state, flag) per trie node,
-        in the level's scratch arrays (valid until the next walk)."""
+        """Rounds of C walking, Python filling the cells the walk asked for: (state, flag) per
+        trie node, in the level's scratch arrays (valid until the next walk)."""
         v, lib = self.vocab, self.native
         if self._scratch is None:
-            arrays = (np.empty(v.num_nodes, dtype=np.int64), np.empty(v.num_nodes, dtype=np.int64),
-                      np.empty(v.num_nodes, dtype=np.int32), np.empty(v.num_nodes, dtype=bool))
+            n = v.num_nodes
+            arrays = (np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int32),
+                      np.empty(n, dtype=bool), np.empty(n, dtype=np.int64), np.zeros(1, dtype=np.int64))
             self._scratch = arrays, [a.ctypes.data for a in arrays], [
-                a.ctypes.data for a in (v.child_lo, v.child_hi, v.last_byte, v.token_node, v.token_ids)]
-        (stack, blocked, state, flag), (p_stack, p_blocked, p_state, p_flag), \
-            (p_lo, p_hi, p_last, p_tnode, p_tids) = self._scratch
+                a.ctypes.data for a in (v.child_lo, v.child_hi, v.last_byte, v.token_node, v.token_ids, v.parent)]
+        (stack, blocked, state, flag, need, n_need), (p_stack, p_blocked, p_state, p_flag, p_need, p_n_need), \
+            (p_lo, p_hi, p_last, _, _, p_parent) = self._scratch
         state[:] = 0
         flag[:] = False
         state[0] = cid
-        starts = np.zeros(1, dtype=np.int64)  # [S] nodes whose subtrees are still to walk
+        starts, resume = np.zeros(1, dtype=np.int64), 0  # [S] nodes whose subtrees are still to walk
         while starts.size:
-            nb = lib.gs_walk(self.T.ctypes.data, self.has_exit.ctypes.data, p_lo, p_hi, p_last,
-                             p_state, p_flag, starts.ctypes.data, starts.size, p_stack, p_blocked)
+            nb = lib.gs_walk(self.T.ctypes.data, self.has_exit.ctypes.data, p_lo, p_hi, p_last, p_parent,
+                             p_state, p_flag, starts.ctypes.data, starts.size, resume, p_stack, p_blocked,
+                             p_need, p_n_need)
             if nb == 0:
                 break
-            idx = blocked[:nb].copy()  # [B] children behind an UNKNOWN cell
-            ps, byts = state[v.parent[idx]], v.last_byte[idx]
-            self.expand_pairs(ps, byts)
-            ns = self.T.ravel()[ps.astype(np.int64) * 256 + byts]
-            state[idx] = ns
-            starts = idx[(ns != 0) | flag[idx]]
+            for cell in need[: int(n_need[0])].tolist():  # each asked-for cell once (PENDING in T)
+                if self.T.item(cell >> 8, cell & 255) < 0:  # an earlier cell's range may cover it
+                    self.expand_cell(cell >> 8, cell & 255)
+            starts, resume = blocked[:nb].copy(), 1
         return state, flag
 
     def _walk(self, cid: int):
