@@ -1,14 +1,19 @@
 """CompiledGrammar (immutable, shared, thread-safe) and GrammarMatcher (a cheap per-request cursor).
 
-Mask of a configuration C (a set of full stacks, see pda.py):
-    allowed = accepted(trunc(C, 4))
-            | dependent(trunc(C, 4)) & accepted(trunc(C, 16))
-            | ... & accepted(trunc(C, 64))
-            | exact byte-by-byte check of the tokens still dependent
-    EOS bits = END in C.
-Each level's table and masks are built on demand and cached forever (keys repeat across
-requests); the final mask is cached by C in a bounded LRU, so a steady-state step is one dict
-lookup and one row copy.  The lazily grown caches are guarded by one lock per grammar.
+Mask of a configuration C (a set of full stacks, see pda.py): a token is allowed from C exactly
+when it is allowed from one of C's stacks (a PDA step acts on each stack alone), so
+    allowed(C) = EOS bits if END in C  |  union over the stacks s of C of allowed(s)
+    allowed(s) = accepted(trunc(s, 4))
+               | dependent(trunc(s, 4)) & accepted(trunc(s, 16))
+               | ... & accepted(trunc(s, 64))
+               | exact byte-by-byte check of the tokens still dependent
+Keying the level walks by single stacks, not whole configurations, is what makes them shared: the
+stack inside a JSON string is the same for every string property (one full-vocabulary walk per
+grammar), while the object-rule stack beside it, whose next byte must be the closing quote, walks
+a few hundred trie nodes.  Each level's table and masks are built on demand and cached forever
+(keys repeat across requests); the final mask is cached by C in a bounded LRU, so a steady-state
+step is one dict lookup and one row copy.  The lazily grown caches are guarded by one lock per
+grammar.
 """
 from __future__ import annotations
 
@@ -20,11 +25,12 @@ import numpy as np
 
 from ._gc import no_gc
 from .nfa import Nfa, RuleDfa
-from .pda import END, MARK, Level, Pda, truncate
+from .pda import END, EXIT, MARK, Level, Pda, truncate, truncate_stack
 from .vocab import Vocabulary, pack_bits
 
 LEVELS = (4, 16, 64)
 MASK_LRU = 4096
+STACK_LRU = 8192  # single-stack masks (the union of a configuration's is its mask)
 BUDGET_LRU = 512  # configurations whose token-by-room groups are kept (closing before the limit)
 STEP_MEMO = 200_000
 
@@ -54,6 +60,7 @@ class CompiledGrammar:
         self.initial = self.pda.initial()
         self._lock = threading.RLock()
         self._masks: OrderedDict = OrderedDict()
+        self._stack_masks: OrderedDict = OrderedDict()
         self._steps: dict = {}
         self._shortest = None  # ShortestCompletion, built on first use
         self._budget_profiles: OrderedDict = OrderedDict()
@@ -66,24 +73,30 @@ class CompiledGrammar:
         return GrammarMatcher(self, max_rollback_tokens)
 
     def warmup(self, time_budget_s: float = 0.5, max_states: int = 4096) -> int:
-        """Precompute first-level masks breadth-first from the start, within a time budget.
+        """Precompute first-level single-stack masks breadth-first from the start, within a time
+        budget.
 
         Meant for the compile thread pool, off the decode loop: a request that follows the
-        explored states then never pays a cold mask walk.  Returns the states now cached."""
+        explored stacks then never pays a cold mask walk.  Returns the masks now cached."""
         deadline = time.perf_counter() + time_budget_s
         level = self.levels[0]
+
+        def keys(stacks) -> list[int]:
+            return [level.intern(frozenset((truncate_stack(st, level.k),)))
+                    for st in stacks if st and st != EXIT]
+
         with self._lock:
-            start = level.intern(truncate(self.initial, level.k))
-        seen, queue = {start}, deque([start])
+            queue = deque(dict.fromkeys(keys(self.initial)))
+        seen = set(queue)
         while queue and len(seen) <= max_states and time.perf_counter() < deadline:
             cid = queue.popleft()
             with self._lock:
                 level.mask(cid)
                 nxt = level.successors.get(cid, ())
-            for c in nxt.tolist() if len(nxt) else ():
-                if c not in seen:
-                    seen.add(c)
-                    queue.append(c)
+                new = [c for c in keys(st for n in (nxt.tolist() if len(nxt) else ()) for st in level.configs[n])
+                       if c not in seen]
+            seen.update(new)
+            queue.extend(dict.fromkeys(new))
         return len(level.masks)
 
     def _shortest_index(self):
@@ -177,25 +190,31 @@ class CompiledGrammar:
             return self._walk_levels(config)
 
     def _walk_levels(self, config: frozenset) -> np.ndarray:
+        allowed = self._eos.copy() if END in config else np.zeros(self.vocab.num_words, dtype=np.int32)
+        for st in config:
+            if st:  # END: the EOS bits above
+                allowed |= _lru(self._stack_masks, st, self._stack_mask, STACK_LRU)
+        return allowed
+
+    def _stack_mask(self, stack: tuple) -> np.ndarray:
+        """int32 [num_words]: the tokens allowed from one full stack (do not mutate)."""
         allowed, pending = None, None
         for level in self.levels:
-            acc, dep, any_dep = level.mask(level.intern(truncate(config, level.k)))
+            acc, dep, any_dep = level.mask(level.intern(frozenset((truncate_stack(stack, level.k),))))
             if allowed is None:
-                allowed, pending = acc.copy(), (dep if any_dep else None)
+                allowed, pending = acc, (dep if any_dep else None)
             else:
-                allowed |= acc & pending
+                allowed = allowed | (acc & pending)
                 pending = pending & dep if any_dep else None
-            # a shallow config can still be cut: a token's own pushes are truncated at k too
+            # a short stack can still be cut: a token's own pushes are truncated at k too
             if pending is None or not pending.any():
-                pending = None
-                break
-        if pending is not None:  # deeper than the last level: check the few leftovers exactly
-            bits = np.unpackbits(pending.view(np.uint8), bitorder="little")
-            for t in np.flatnonzero(bits).tolist():
-                if self.step_bytes(config, self.vocab.tokens[t]):
-                    allowed[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
-        if END in config:
-            allowed |= self._eos
+                return allowed
+        allowed = allowed.copy()  # deeper than the last level: check the few leftovers exactly
+        bits = np.unpackbits(pending.view(np.uint8), bitorder="little")
+        config = frozenset((stack,))
+        for t in np.flatnonzero(bits).tolist():
+            if self.step_bytes(config, self.vocab.tokens[t]):
+                allowed[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
         return allowed
 
 

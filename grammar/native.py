@@ -15,6 +15,7 @@ T cell is still UNKNOWN is not descended: it is written to `blocked`, and its ce
 PENDING so that it is asked for once, to `need` (as config * 256 + byte).  The caller fills the
 needed cells in Python and walks on from the blocked children with `resume`.  Returns the
 number blocked.
+Every child written is appended to `touched` (gs_finish reads the verdicts from those only).
 """
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ SOURCE = r"""
 int64_t gs_walk(int32_t *T, const uint8_t *has_exit, const int64_t *child_lo,
                 const int64_t *child_hi, const uint8_t *last_byte, const int64_t *parent,
                 int32_t *state, uint8_t *flag, const int64_t *starts, int64_t n_starts,
-                int64_t resume, int64_t *stack, int64_t *blocked, int64_t *need, int64_t *n_need) {
-    int64_t sp = 0, nb = 0, nn = 0;
+                int64_t resume, int64_t *stack, int64_t *blocked, int64_t *need, int64_t *n_need,
+                int64_t *touched, int64_t *n_touched) {
+    int64_t sp = 0, nb = 0, nn = 0, nt = *n_touched;
     for (int64_t i = 0; i < n_starts; i++) {
         const int64_t c = starts[i];
         if (resume) {  /* a child blocked last round: its cell is filled now */
@@ -54,6 +56,7 @@ int64_t gs_walk(int32_t *T, const uint8_t *has_exit, const int64_t *child_lo,
             const uint8_t b = last_byte[c];
             int32_t ns = row[b];
             flag[c] = fl;
+            touched[nt++] = c;
             if (ns < 0) {  /* UNKNOWN: ask for the cell once (PENDING), park the child */
                 if (ns == UNKNOWN) { row[b] = PENDING; need[nn++] = (int64_t)ps * 256 + b; }
                 state[c] = UNKNOWN;
@@ -65,24 +68,27 @@ int64_t gs_walk(int32_t *T, const uint8_t *has_exit, const int64_t *child_lo,
         }
     }
     *n_need = nn;
+    *n_touched = nt;
     return nb;
 }
 
-/* Tokens' verdicts from the walked node states: acc/dep bit words (zeroed by the caller), the
-   distinct live end states into succ (seen[] zeroed, one byte per configuration id).  Returns
-   the number of successors. */
-int64_t gs_finish(const int32_t *state, const uint8_t *flag, const int64_t *token_node,
-                  const int64_t *token_ids, int64_t n_tokens, uint32_t *acc, uint32_t *dep,
+/* Tokens' verdicts from the walked node states, visiting only the nodes the walk wrote
+   (touched[], a node may repeat): acc/dep bit words (zeroed by the caller), the distinct live end
+   states into succ (seen[] zeroed, one byte per configuration id).  The tokens spelled by node
+   c are tok[tok_lo[c] .. tok_lo[c + 1]).  Returns the number of successors. */
+int64_t gs_finish(const int32_t *state, const uint8_t *flag, const int64_t *touched, int64_t nt,
+                  const int64_t *tok_lo, const int64_t *tok, uint32_t *acc, uint32_t *dep,
                   uint8_t *seen, int32_t *succ) {
     int64_t ns = 0;
-    for (int64_t i = 0; i < n_tokens; i++) {
-        int64_t node = token_node[i], t = token_ids[i];
-        int32_t st = state[node];
+    for (int64_t i = 0; i < nt; i++) {
+        const int64_t node = touched[i];
+        const int32_t st = state[node];
+        if (tok_lo[node] == tok_lo[node + 1]) continue;  /* a prefix only, no token ends here */
         if (st > 0) {
-            acc[t >> 5] |= 1u << (t & 31);
             if (!seen[st]) { seen[st] = 1; succ[ns++] = st; }
+            for (int64_t j = tok_lo[node]; j < tok_lo[node + 1]; j++) acc[tok[j] >> 5] |= 1u << (tok[j] & 31);
         } else if (flag[node]) {
-            dep[t >> 5] |= 1u << (t & 31);
+            for (int64_t j = tok_lo[node]; j < tok_lo[node + 1]; j++) dep[tok[j] >> 5] |= 1u << (tok[j] & 31);
         }
     }
     return ns;
@@ -124,9 +130,9 @@ def load() -> ctypes.CDLL | None:
                 _build(path)
             lib = ctypes.CDLL(path)
             lib.gs_walk.restype = ctypes.c_int64
-            lib.gs_walk.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 4
+            lib.gs_walk.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6
             lib.gs_finish.restype = ctypes.c_int64
-            lib.gs_finish.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_void_p] * 4
+            lib.gs_finish.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] + [ctypes.c_void_p] * 6
             _lib = lib
         except (OSError, subprocess.SubprocessError):
             _lib = None

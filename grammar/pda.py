@@ -92,6 +92,10 @@ class Pda:
         return self.closure(moved, k) if moved else frozenset()
 
 
+def truncate_stack(st: tuple, k: int) -> tuple:
+    return st if len(st) <= k else (MARK,) + st[-k:]
+
+
 def truncate(config: frozenset, k: int) -> frozenset:
     return frozenset(st if len(st) <= k else (MARK,) + st[-k:] for st in config)
 
@@ -193,16 +197,16 @@ class Level:
                     nodes.append(c)
 
     def _walk_native(self, cid: int):
-        """The C walk (native.py) and the C verdicts (gs_finish)."""
+        """The C walk (native.py) and the C verdicts (gs_finish, over the nodes walked only)."""
         v, lib = self.vocab, self.native
         self._native_states(cid)
-        _, (_, _, p_state, p_flag, _, _), (_, _, _, p_tnode, p_tids, _) = self._scratch
+        arrays, (_, _, p_state, p_flag, _, _, p_touched, _), (*_, p_tok_lo, p_tok) = self._scratch
         acc = np.zeros(v.num_words, dtype=np.int32)  # [W]
         dep = np.zeros(v.num_words, dtype=np.int32)  # [W]
         seen = np.zeros(len(self.configs), dtype=np.uint8)  # [configs]
         succ = np.empty(min(len(self.configs), v.token_ids.size), dtype=np.int32)
-        n = lib.gs_finish(p_state, p_flag, p_tnode, p_tids, v.token_ids.size, acc.ctypes.data,
-                          dep.ctypes.data, seen.ctypes.data, succ.ctypes.data)
+        n = lib.gs_finish(p_state, p_flag, p_touched, int(arrays[7][0]), p_tok_lo, p_tok,
+                          acc.ctypes.data, dep.ctypes.data, seen.ctypes.data, succ.ctypes.data)
         self.successors[cid] = np.sort(succ[:n])
         return acc, dep, bool(dep.any())
 
@@ -222,19 +226,22 @@ class Level:
         if self._scratch is None:
             n = v.num_nodes
             arrays = (np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int32),
-                      np.empty(n, dtype=bool), np.empty(n, dtype=np.int64), np.zeros(1, dtype=np.int64))
+                      np.empty(n, dtype=bool), np.empty(n, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                      np.empty(2 * n, dtype=np.int64), np.zeros(1, dtype=np.int64))
             self._scratch = arrays, [a.ctypes.data for a in arrays], [
-                a.ctypes.data for a in (v.child_lo, v.child_hi, v.last_byte, v.token_node, v.token_ids, v.parent)]
-        (stack, blocked, state, flag, need, n_need), (p_stack, p_blocked, p_state, p_flag, p_need, p_n_need), \
-            (p_lo, p_hi, p_last, _, _, p_parent) = self._scratch
+                a.ctypes.data for a in (v.child_lo, v.child_hi, v.last_byte, v.parent, v.node_tok_lo, v.node_tokens)]
+        (stack, blocked, state, flag, need, n_need, _, n_touched), \
+            (p_stack, p_blocked, p_state, p_flag, p_need, p_n_need, p_touched, p_n_touched), \
+            (p_lo, p_hi, p_last, p_parent, _, _) = self._scratch
         state[:] = 0
         flag[:] = False
         state[0] = cid
+        n_touched[0] = 0  # a node is touched at most twice: blocked, then resumed
         starts, resume = np.zeros(1, dtype=np.int64), 0  # [S] nodes whose subtrees are still to walk
         while starts.size:
             nb = lib.gs_walk(self.T.ctypes.data, self.has_exit.ctypes.data, p_lo, p_hi, p_last, p_parent,
                              p_state, p_flag, starts.ctypes.data, starts.size, resume, p_stack, p_blocked,
-                             p_need, p_n_need)
+                             p_need, p_n_need, p_touched, p_n_touched)
             if nb == 0:
                 break
             for cell in need[: int(n_need[0])].tolist():  # each asked-for cell once (PENDING in T)

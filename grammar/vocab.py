@@ -81,6 +81,11 @@ class Vocabulary:
         self.depth_lo = np.concatenate([[0], np.cumsum(depth_sizes)]).astype(np.int64)
         self.token_ids = np.asarray(walk, dtype=np.int64)
         self.token_node = np.asarray([node[self.tokens[i]] for i in walk], dtype=np.int64)
+        # node -> the tokens it spells (several when token strings repeat), as CSR:
+        # node_tokens[node_tok_lo[c] : node_tok_lo[c + 1]]
+        order = np.argsort(self.token_node, kind="stable")
+        self.node_tokens = self.token_ids[order]
+        self.node_tok_lo = np.concatenate([[0], np.cumsum(np.bincount(self.token_node, minlength=n))]).astype(np.int64)
         self.num_nodes = n
 
     def __repr__(self) -> str:
