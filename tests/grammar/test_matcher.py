@@ -1,4 +1,6 @@
 """Matcher behaviour: accept/rollback/reset/termination, EOS and special tokens, mask format."""
+import time
+
 import numpy as np
 import pytest
 
@@ -147,6 +149,9 @@ def test_warmup_precomputes_without_changing_masks(compiler):
     warm = compiler.compile_grammar(ir.Grammar({"start": ir.Regex("(ab|c)+")}))
     assert warm.warmup(time_budget_s=5.0) >= 2
     cached = len(warm.levels[0].masks)
+    t0 = time.perf_counter()
+    assert warm.warmup(time_budget_s=5.0) == cached  # once per grammar: a second call is free
+    assert time.perf_counter() - t0 < 0.5
     row_a, row_b = allocate_bitmask(2, len(TOKENS))
     ma, mb = cold.matcher(), warm.matcher()
     for tok in (0, 1, 3, 2, 7):
