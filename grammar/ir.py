@@ -15,6 +15,10 @@ Semantics (all matching is over the UTF-8 bytes of the output):
 - Alt(items)                 union; Alt(()) matches nothing
 - Repeat(item, min, max)     item repeated min..max times (max=None: unbounded)
 - Ref(name)                  the rule `name` (rules may be recursive)
+- Automaton(start, finals, edges)  a finite automaton: states are ints, an edge (q, label, r)
+                             reads one string of `label` (any IR node that reads at least
+                             one byte, e.g. a CharClass) going from q to r; matches the label paths from start to a
+                             final state (what intersections and complements build: automata.py)
 - Regex(pattern)             a regular expression (ECMA-262 / Python subset, as in JSON Schema
                              `pattern`), matched in full (implicitly anchored at both ends)
 """
@@ -63,11 +67,18 @@ class Ref:
 
 
 @dataclass(frozen=True)
+class Automaton:
+    start: int
+    finals: frozenset
+    edges: tuple  # ((from state, label node, to state), ...)
+
+
+@dataclass(frozen=True)
 class Regex:
     pattern: str
 
 
-Node = Union[Literal, CharClass, ByteClass, Seq, Alt, Repeat, Ref, Regex]
+Node = Union[Literal, CharClass, ByteClass, Seq, Alt, Repeat, Ref, Regex, Automaton]
 
 EMPTY = Seq(())
 NOTHING = Alt(())

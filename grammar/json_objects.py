@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from grammar.ir import EMPTY, NOTHING, Literal, Node, Repeat
+from grammar.ir import EMPTY, NOTHING, Automaton, Literal, Node, Repeat
 from grammar.json_merge import both
 from grammar.json_refs import escape_pointer
 from grammar.json_values import QUOTE, STRING_CHAR, STRING_UNIT, WS, alt, escaped_class, seq, string_literal
@@ -21,6 +21,7 @@ from grammar.json_values import QUOTE, STRING_CHAR, STRING_UNIT, WS, alt, escape
 COMMA = seq((WS, Literal(b","), WS))
 COLON = seq((WS, Literal(b":"), WS))
 _TRIVIAL = (True, {})
+MAX_PATTERNS = 5  # patternProperties split into at most 2^5 key regions
 
 
 def key_not_in(names) -> Node:
@@ -46,6 +47,8 @@ def key_not_in(names) -> Node:
 def _small(node: Node, budget: int = 40) -> int:
     """budget minus the node count of `node` (negative: larger than budget)."""
     budget -= 1
+    if isinstance(node, Automaton):
+        return budget - len(node.edges)
     for child in getattr(node, "items", ()) if not isinstance(node, Repeat) else (node.item,):
         if budget < 0:
             break
@@ -96,6 +99,9 @@ def _extra(lw, schema: dict, ptr: str, base: str, addl) -> Node | None:
     declared = list(schema.get("properties", {}))
     members: list[Node] = []
     if pats and not (addl in _TRIVIAL and all(s in _TRIVIAL for s in pats.values())):
+        regions = _key_regions(lw, pats, declared, addl, ptr, base) if names in (None, True, {}) else None
+        if regions is not None:
+            return _shared(lw, alt(regions)) if regions else None
         if addl is not False:  # exact only with the complement of the patterns; a union is a superset
             lw.unsupported("patternProperties", "patternProperties next to additionalProperties other than "
                            "false would need a regex complement", f"{ptr}/patternProperties")
@@ -111,6 +117,47 @@ def _extra(lw, schema: dict, ptr: str, base: str, addl) -> Node | None:
             key = _name_key(lw, names, declared, f"{ptr}/propertyNames", base)
         members.append(seq((key, COLON, lw.node(addl, f"{ptr}/additionalProperties", base))))
     return _shared(lw, alt(members)) if members else None
+
+
+def _key_regions(lw, pats: dict, declared: list[str], addl, ptr: str, base: str) -> list[Node] | None:
+    """Additional members under patternProperties, exactly: the undeclared keys split by the set
+    of patterns they match (each region an automaton: intersections and complements of the
+    patterns, automata.py), each region's value under all of its patterns' schemas, or under
+    additionalProperties where no pattern matches.  None past MAX_PATTERNS or the automaton
+    bound (the caller then falls back)."""
+    from grammar import automata
+    from grammar.json_merge import both
+    from grammar.json_scalars import to_json_text
+
+    keys = list(pats)
+    if len(keys) > MAX_PATTERNS:
+        return None
+    where = [f"{ptr}/patternProperties/{escape_pointer(p)}" for p in keys]
+    try:
+        dfas = [automata.Dfa.from_ir(lw.regex(p, w, search=True)) for p, w in zip(keys, where)]
+        outside = [d.complement() for d in dfas]
+        region0 = automata.Dfa.from_ir(alt([Literal(n.encode()) for n in declared] or [NOTHING])).complement()
+        members = []
+        for chosen in range(1 << len(keys)):
+            region = region0
+            for i in range(len(keys)):
+                region = region.intersect(dfas[i] if chosen >> i & 1 else outside[i])
+                if region.is_empty():
+                    break
+            hits = [i for i in range(len(keys)) if chosen >> i & 1]
+            if region.is_empty() or (not hits and addl is False):
+                continue
+            sub = addl if not hits else pats[keys[hits[0]]]
+            for i in hits[1:]:
+                sub = both(sub, pats[keys[i]])
+            if sub is False:
+                continue
+            key = seq((QUOTE, to_json_text(region.to_ir()), QUOTE))
+            value = lw.node(sub, where[hits[0]] if hits else f"{ptr}/additionalProperties", base)
+            members.append(seq((key, COLON, value)))
+        return members
+    except automata.TooLarge:
+        return None
 
 
 def _name_key(lw, names, declared: list[str], ptr: str, base: str) -> Node:

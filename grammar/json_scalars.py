@@ -2,7 +2,8 @@
 
 Strings: `pattern` and `format` are regexes over the DECODED string; `to_json_text` rewrites
 their IR so that every character matches all of its JSON spellings (see json_values). Length
-bounds combine with a pattern/format only when `restrict_length` can prove the result exact.
+bounds and a second regex (pattern with format) are intersected exactly: structurally when
+`restrict_length` can, else through finite automata (automata.py).
 Numbers: bounds and multipleOf go through the digit automata of json_numbers.
 """
 from __future__ import annotations
@@ -11,8 +12,9 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 
+from grammar.automata import restrict
 from grammar.formats import KNOWN_UNSUPPORTED, format_pattern
-from grammar.ir import EMPTY, NOTHING, Alt, CharClass, Literal, Node, Repeat, Seq
+from grammar.ir import EMPTY, NOTHING, Alt, Automaton, CharClass, Literal, Node, Repeat, Seq
 from grammar.json_numbers import decimal_range, int_range, multiple_of_rules
 from grammar.json_values import DIGIT, INT_DIGITS, NONZERO, NUMBER, QUOTE, STRING, STRING_CHAR, alt, escaped_class, lit, seq
 
@@ -35,6 +37,8 @@ def to_json_text(node: Node, memo: dict | None = None) -> Node:
         out = Alt(tuple(to_json_text(x, memo) for x in node.items))
     elif isinstance(node, Repeat):
         out = Repeat(to_json_text(node.item, memo), node.min, node.max)
+    elif isinstance(node, Automaton):
+        out = Automaton(node.start, node.finals, tuple((q, to_json_text(label, memo), r) for q, label, r in node.edges))
     else:
         raise TypeError(f"unexpected regex IR node {node!r}")
     memo[node] = out
@@ -102,28 +106,30 @@ def string_node(lw, schema: dict, ptr: str) -> Node:
         if fmt in KNOWN_UNSUPPORTED:
             lw.unsupported("format", f"format {fmt!r} is not supported", f"{ptr}/format")
         fmt = None  # an unknown format is an annotation
-    if pattern is not None and fmt is not None:
-        lw.unsupported("format", "format together with pattern cannot be intersected", f"{ptr}/format")
-        fmt = None
     if pattern is None and fmt is None:
         if hi is not None and lo > hi:
             return NOTHING
         if lo == 0 and hi is None:
             return STRING
         return seq((QUOTE, Repeat(STRING_CHAR, lo, hi), QUOTE))
+    also = None
     if pattern is not None:
         body, where = lw.regex(pattern, f"{ptr}/pattern", search=True), "pattern"
+        if fmt is not None:  # both: the intersection of their automata (automata.py)
+            also, where = lw.regex(format_pattern(fmt), f"{ptr}/format", search=False), "format"
     else:
         body, where = lw.regex(format_pattern(fmt), f"{ptr}/format", search=False), "format"
-    if lo or hi is not None:
-        tight = restrict_length(body, lo, hi)
-        if tight is None:
-            lw.unsupported("maxLength" if hi is not None else "minLength",
-                           f"minLength/maxLength combined with this {where} cannot be enforced exactly",
-                           f"{ptr}/{'maxLength' if hi is not None else 'minLength'}")
-        else:
-            body = tight
-    return seq((QUOTE, to_json_text(body), QUOTE))
+    tight = body if also is None and not lo and hi is None else None
+    if tight is None and also is None:
+        tight = restrict_length(body, lo, hi)  # structural: cheap, when it can prove it exact
+    if tight is None:
+        tight = restrict(body, lo, hi, also)
+    if tight is None:
+        key = "format" if also is not None else "maxLength" if hi is not None else "minLength"
+        lw.unsupported(key, f"{'pattern with format' if also is not None else 'minLength/maxLength with this ' + where}"
+                       " needs an automaton larger than the compiler builds", f"{ptr}/{key}")
+        tight = body  # non-strict: the pattern alone, a superset
+    return seq((QUOTE, to_json_text(tight), QUOTE))
 
 
 def _bound(schema: dict, incl: str, excl: str, pick) -> tuple[Decimal | None, bool]:

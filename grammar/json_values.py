@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 
-from grammar.ir import EMPTY, NOTHING, Alt, CharClass, Literal, Node, Ref, Repeat, Seq
+from grammar.ir import EMPTY, NOTHING, Alt, Automaton, CharClass, Literal, Node, Ref, Repeat, Seq
 from grammar.utf8 import normalize_ranges
 
 MAX_INDENT = 40
@@ -192,6 +192,8 @@ def add_used_shared(rules: dict[str, Node]) -> None:
             todo.extend(x for x in node.items if id(x) not in seen and not seen.add(id(x)))
         elif isinstance(node, Repeat):
             todo.append(node.item)
+        elif isinstance(node, Automaton):
+            todo.extend(label for _, label, _ in node.edges)
 
 
 

@@ -88,6 +88,14 @@ class Nfa:
             self.build_repeat(node, s, e, index)
         elif isinstance(node, ir.Ref):
             self.calls[s].append((index[node.name], e))
+        elif isinstance(node, ir.Automaton):  # fresh states: never loops on s or e
+            states: dict[int, int] = {}
+            at = lambda q: states[q] if q in states else states.setdefault(q, self.new())  # noqa: E731
+            self.eps[s].append(at(node.start))
+            for q, label, r in node.edges:
+                self.build(label, at(q), at(r), index)
+            for q in node.finals:
+                self.eps[at(q)].append(e)
         else:
             raise GrammarError(f"cannot compile IR node {node!r}")
 

@@ -29,6 +29,8 @@ def _children(node) -> tuple:
         return node.items
     if isinstance(node, ir.Repeat):
         return (node.item,)
+    if isinstance(node, ir.Automaton):
+        return tuple(label for _, label, _ in node.edges)
     return ()
 
 
@@ -42,6 +44,11 @@ def _rebuild(node, fn):
     if isinstance(node, ir.Repeat):
         item = fn(node.item)
         return node if item is node.item else ir.Repeat(item, node.min, node.max)
+    if isinstance(node, ir.Automaton):
+        edges = tuple((q, fn(label), r) for q, label, r in node.edges)
+        if all(a[1] is b[1] for a, b in zip(edges, node.edges)):
+            return node
+        return ir.Automaton(node.start, node.finals, edges)
     return node
 
 
@@ -96,6 +103,8 @@ def refs(node, acc: set | None = None) -> set[str]:
 
 
 def _size(node) -> int:
+    if isinstance(node, ir.Automaton):
+        return 1 + len(node.finals) + sum(1 + size(label) for _, label, _ in node.edges)
     if isinstance(node, ir.Repeat):
         return 1 + size(node.item) * max(node.min if node.max is None else node.max, 1)
     if isinstance(node, ir.Literal):
@@ -166,6 +175,9 @@ def _lead(node, nullable: set[str]) -> tuple[set[str], bool]:
     if isinstance(node, ir.Repeat):
         r, n = _lead(node.item, nullable)
         return r, n or node.min == 0
+    if isinstance(node, ir.Automaton):  # a label reads at least one byte
+        return {r for q, label, _ in node.edges if q == node.start for r in _lead(label, nullable)[0]}, \
+            node.start in node.finals
     return set(), False
 
 

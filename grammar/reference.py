@@ -54,6 +54,13 @@ class _Bnf:
             return ("r:" + node.name,)
         if isinstance(node, ir.Regex):
             return self.lower(parse_regex(node.pattern))
+        if isinstance(node, ir.Automaton):  # one nonterminal per state: q -> label r | () if final
+            names = {q: self.new([]) for q in {node.start, *node.finals} | {x for q, _, r in node.edges for x in (q, r)}}
+            for q, label, r in node.edges:
+                self.prods[names[q]].append(self.lower(label) + (names[r],))
+            for q in node.finals:
+                self.prods[names[q]].append(())
+            return (names[node.start],)
         if isinstance(node, ir.Repeat):
             body = self.lower(node.item)
             if node.max is None:

@@ -7,12 +7,13 @@ Supported: literals; escapes \\d \\D \\w \\W \\s \\S (ASCII \\d \\w, ECMA-262 \\
 "s"); classes [...] with ranges, negation and escapes (\\b inside a class is backspace); groups
 (...), (?:...), (?P<n>...), (?<n>...), (?#comment); alternation; quantifiers ? * + {n} {n,} {n,m}
 (lazy `?` suffixes are matched as greedy: the language is the same); `^` as the first and `$` as
-the last token (dropped: the match is full anyway); inline flags (?i) (?s) at the very start and
+the last token of the pattern or of a top-level alternative (`^a$|^b`: dropped in a full match,
+each alternative anchored on its own with search=True); inline flags (?i) (?s) at the very start and
 scoped (?i:...); flag "i" folds case.
 
 Raises GrammarError for: lookaround (?= (?! (?<= (?<!, backreferences \\1.. \\k<n> (?P=n),
 word boundaries \\b \\B, Unicode properties \\p \\P, possessive quantifiers and atomic groups,
-anchors anywhere but the ends, conditionals, unbalanced parentheses or brackets, a quantifier
+anchors anywhere else, conditionals, unbalanced parentheses or brackets, a quantifier
 with nothing to repeat, {n,m} with n > m or a bound above MAX_REPEAT, and verbose mode (?x).
 
 With search=True the pattern is matched anywhere (JSON Schema `pattern` semantics): an
@@ -66,14 +67,24 @@ class _Parser:
         return self.p[j] if j < len(self.p) else ""
 
     def parse(self) -> ir.Node:
+        """The top-level alternatives, each with its own anchors (`^a$|^b$|c`): self.branches
+        holds (node, anchored at start, anchored at end) per alternative."""
         self.leading_flags()
-        if self.peek() == "^":
+        self.branches = []
+        while True:
+            start = self.peek() == "^"
+            self.i += start
+            self._end = False
+            node = self.sequence(top=True)
+            self.branches.append((node, start, self._end))
+            if self.peek() != "|":
+                break
             self.i += 1
-            self.anchored[0] = True
-        node = self.alternation()
         if self.i < len(self.p):
             raise self.error("unbalanced ')'")
-        return node
+        self.anchored = [all(b[1] for b in self.branches), all(b[2] for b in self.branches)]
+        nodes = [b[0] for b in self.branches]
+        return nodes[0] if len(nodes) == 1 else ir.Alt(tuple(nodes))
 
     def leading_flags(self) -> None:
         while self.p.startswith("(?", self.i) and self.peek(2).isalpha() and self.peek(2) != "P":
@@ -91,13 +102,13 @@ class _Parser:
             alts.append(self.sequence())
         return alts[0] if len(alts) == 1 else ir.Alt(tuple(alts))
 
-    def sequence(self) -> ir.Node:
+    def sequence(self, top: bool = False) -> ir.Node:
         items: list[ir.Node] = []
         while self.i < len(self.p) and self.peek() not in "|)":
             if self.peek() == "$":
                 self.i += 1
-                if self.i == len(self.p):
-                    self.anchored[1] = True
+                if self.i == len(self.p) or (top and self.peek() == "|"):
+                    self._end = True
                     break
                 raise self.error("'$' is only supported at the end")
             if self.peek() == "^":
@@ -325,5 +336,6 @@ def parse_regex(pattern: str, *, flags: str = "", search: bool = False) -> ir.No
     if not search:
         return node
     anything = ir.Repeat(char_class(ANY), 0, None)
-    start, end = parser.anchored
-    return _seq(([] if start else [anything]) + [node] + ([] if end else [anything]))
+    parts = [_seq(([] if start else [anything]) + [branch] + ([] if end else [anything]))
+             for branch, start, end in parser.branches]
+    return parts[0] if len(parts) == 1 else ir.Alt(tuple(parts))

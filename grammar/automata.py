@@ -1,0 +1,295 @@
+"""Finite automata over Unicode characters: what a regex IR cannot say by itself.
+
+JSON Schema combines regular constraints on the same string: `pattern` with `minLength` /
+`maxLength` or with `format` (intersections), and `patternProperties` next to
+`additionalProperties`, whose keys are the strings matching none of the patterns (a complement).
+Both are closed operations on finite automata, not on regex syntax, so a regex IR (decoded
+characters: Literal, CharClass, Seq, Alt, Repeat; see regex.py) goes through
+
+    CharNfa.from_ir  ->  Dfa.from_nfa (subset construction over code-point ranges)
+                     ->  intersect / complement / with_length (products, flipped finals)
+                     ->  Dfa.to_ir: an `ir.Automaton` (one NFA state per DFA state, see nfa.py)
+
+Labels are inclusive code-point ranges; surrogates are never characters (utf8.py).  Every
+construction is bounded (MAX_STATES): past it the caller gets None and reports the constraint
+as one it cannot enforce, like before.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from . import ir
+from .utf8 import MAX_CP, normalize_ranges
+
+MAX_STATES = 4000  # DFA states, products included
+ALL = tuple(normalize_ranges([(0, MAX_CP)]))  # every Unicode scalar value
+
+
+class TooLarge(Exception):
+    pass
+
+
+class CharNfa:
+    """States 0..n-1; edges (src, ranges, dst); epsilon edges; one start; final states."""
+
+    def __init__(self):
+        self.edges: list[list[tuple[tuple, int]]] = []
+        self.eps: list[list[int]] = []
+        self.finals: set[int] = set()
+        self.start = self.new()
+
+    def new(self) -> int:
+        self.edges.append([])
+        self.eps.append([])
+        if len(self.eps) > 20 * MAX_STATES:
+            raise TooLarge
+        return len(self.eps) - 1
+
+    @classmethod
+    def from_ir(cls, node: ir.Node) -> "CharNfa":
+        nfa = cls()
+        end = nfa.new()
+        nfa.finals.add(end)
+        nfa._build(node, nfa.start, end)
+        return nfa
+
+    def _build(self, node, s: int, e: int) -> None:
+        if isinstance(node, ir.CharClass):
+            ranges = tuple(normalize_ranges(node.ranges, node.negated))
+            if ranges:
+                self.edges[s].append((ranges, e))
+        elif isinstance(node, ir.Literal):
+            chars = node.value.decode("utf-8")
+            cur = s
+            for k, ch in enumerate(chars):
+                nxt = e if k == len(chars) - 1 else self.new()
+                self.edges[cur].append((((ord(ch), ord(ch)),), nxt))
+                cur = nxt
+            if not chars:
+                self.eps[s].append(e)
+        elif isinstance(node, ir.Seq):
+            cur = s
+            for k, item in enumerate(node.items):
+                nxt = e if k == len(node.items) - 1 else self.new()
+                self._build(item, cur, nxt)
+                cur = nxt
+            if not node.items:
+                self.eps[s].append(e)
+        elif isinstance(node, ir.Alt):
+            for item in node.items:  # Alt(()) adds nothing: matches nothing
+                a, b = self.new(), self.new()
+                self.eps[s].append(a)
+                self._build(item, a, b)
+                self.eps[b].append(e)
+        elif isinstance(node, ir.Repeat):
+            cur = s
+            for _ in range(node.min):
+                nxt = self.new()
+                self._build(node.item, cur, nxt)
+                cur = nxt
+            if node.max is None:
+                head, tail = self.new(), self.new()
+                self.eps[cur].append(head)
+                self._build(node.item, head, tail)
+                self.eps[tail].append(head)
+                self.eps[head].append(e)
+            else:
+                for _ in range(node.max - node.min):
+                    self.eps[cur].append(e)
+                    nxt = self.new()
+                    self._build(node.item, cur, nxt)
+                    cur = nxt
+                self.eps[cur].append(e)
+        else:
+            raise TypeError(f"not a regex IR node: {node!r}")
+
+    def closure(self, states) -> frozenset:
+        seen, todo = set(states), list(states)
+        while todo:
+            for t in self.eps[todo.pop()]:
+                if t not in seen:
+                    seen.add(t)
+                    todo.append(t)
+        return frozenset(seen)
+
+
+def _split(edges) -> list[tuple[int, int, frozenset]]:
+    """[(ranges, target)] -> disjoint (lo, hi, targets) covering the labelled code points."""
+    cuts = sorted({x for ranges, _ in edges for lo, hi in ranges for x in (lo, hi + 1)})
+    if not cuts:
+        return []
+    cover: list[set] = [set() for _ in cuts]  # cover[i]: targets on [cuts[i], cuts[i + 1])
+    for ranges, t in edges:
+        for lo, hi in ranges:
+            for i in range(bisect_right(cuts, lo) - 1, bisect_right(cuts, hi)):
+                cover[i].add(t)
+    out: list[list] = []
+    for i in range(len(cuts) - 1):
+        if not cover[i]:
+            continue
+        lo, hi, ts = cuts[i], cuts[i + 1] - 1, frozenset(cover[i])
+        if out and out[-1][2] == ts and out[-1][1] + 1 == lo:
+            out[-1][1] = hi
+        else:
+            out.append([lo, hi, ts])
+    return [tuple(x) for x in out]
+
+
+class Dfa:
+    """Deterministic: trans[q] = sorted disjoint [(lo, hi, dst)]; a missing range is rejection."""
+
+    def __init__(self, trans: list[list[tuple[int, int, int]]], finals: set[int], start: int = 0):
+        self.trans, self.finals, self.start = trans, finals, start
+
+    @classmethod
+    def from_nfa(cls, nfa: CharNfa) -> "Dfa":
+        first = nfa.closure([nfa.start])
+        index, sets, trans = {first: 0}, [first], []
+        while len(trans) < len(sets):
+            cur = sets[len(trans)]
+            row = []
+            for lo, hi, ts in _split([edge for s in cur for edge in nfa.edges[s]]):
+                key = nfa.closure(ts)
+                d = index.get(key)
+                if d is None:
+                    d = index[key] = len(sets)
+                    sets.append(key)
+                    if len(sets) > MAX_STATES:
+                        raise TooLarge
+                row.append((lo, hi, d))
+            trans.append(row)
+        return cls(trans, {q for q, st in enumerate(sets) if not st.isdisjoint(nfa.finals)})
+
+    @classmethod
+    def from_ir(cls, node: ir.Node) -> "Dfa":
+        return cls.from_nfa(CharNfa.from_ir(node))
+
+    def complement(self) -> "Dfa":
+        """Every string over all scalar values this DFA rejects."""
+        dead = len(self.trans)
+        trans = []
+        for row in self.trans + [[]]:
+            full, nxt = list(row), 0
+            for lo, hi, _ in row:  # the gaps go to the dead state
+                full += [(a, b, dead) for a, b in _gaps(nxt, lo - 1)]
+                nxt = hi + 1
+            full += [(a, b, dead) for a, b in _gaps(nxt, MAX_CP)]
+            trans.append(sorted(full))
+        return Dfa(trans, set(range(dead + 1)) - self.finals, self.start).trim()
+
+    def intersect(self, other: "Dfa") -> "Dfa":
+        return _product(self, other, lambda a, b: a and b)
+
+    def with_length(self, lo: int, hi: int | None) -> "Dfa":
+        """This language restricted to lo..hi characters (hi None: unbounded)."""
+        cap = hi if hi is not None else lo  # counts saturate at lo when there is no upper bound
+        index, pairs, trans = {(self.start, 0): 0}, [(self.start, 0)], []
+        while len(trans) < len(pairs):
+            q, c = pairs[len(trans)]
+            row = []
+            n = c + 1 if c < cap else (None if hi is not None else cap)
+            if n is not None:
+                for a, b, t in self.trans[q]:
+                    d = index.get((t, n))
+                    if d is None:
+                        d = index[(t, n)] = len(pairs)
+                        pairs.append((t, n))
+                        if len(pairs) > MAX_STATES:
+                            raise TooLarge
+                    row.append((a, b, d))
+            trans.append(row)
+        finals = {i for i, (q, c) in enumerate(pairs) if q in self.finals and c >= lo}
+        return Dfa(trans, finals).trim()
+
+    def trim(self) -> "Dfa":
+        """Keep the states on some path from the start to a final state (renumbered, start 0);
+        a DFA with none is the empty language (one state, no finals)."""
+        back: list[list[int]] = [[] for _ in self.trans]
+        for q, row in enumerate(self.trans):
+            for _, _, t in row:
+                back[t].append(q)
+        live, todo = set(self.finals), list(self.finals)
+        while todo:
+            for p in back[todo.pop()]:
+                if p not in live:
+                    live.add(p)
+                    todo.append(p)
+        if self.start not in live:
+            return Dfa([[]], set(), 0)
+        keep, todo = [self.start], [self.start]
+        seen = {self.start}
+        while todo:  # reachable from the start, through live states only
+            for _, _, t in self.trans[todo.pop()]:
+                if t in live and t not in seen:
+                    seen.add(t)
+                    keep.append(t)
+                    todo.append(t)
+        new = {q: i for i, q in enumerate(keep)}
+        trans = [[(a, b, new[t]) for a, b, t in self.trans[q] if t in new] for q in keep]
+        return Dfa(trans, {new[q] for q in self.finals if q in new}, 0)
+
+    def is_empty(self) -> bool:
+        return not self.finals
+
+    def to_ir(self) -> ir.Node:
+        """An ir.Automaton over CharClass labels (one per pair of states), or NOTHING if empty."""
+        if self.is_empty():
+            return ir.NOTHING
+        edges = []
+        for q, row in enumerate(self.trans):
+            by_dst: dict[int, list] = {}
+            for a, b, t in row:
+                by_dst.setdefault(t, []).append((a, b))
+            edges += [(q, ir.CharClass(tuple(rs)), t) for t, rs in sorted(by_dst.items())]
+        return ir.Automaton(self.start, frozenset(self.finals), tuple(edges))
+
+
+def _gaps(lo: int, hi: int) -> list[tuple[int, int]]:
+    return normalize_ranges([(lo, hi)]) if lo <= hi else []
+
+
+def _product(x: Dfa, y: Dfa, keep) -> Dfa:
+    index, pairs, trans = {(x.start, y.start): 0}, [(x.start, y.start)], []
+    while len(trans) < len(pairs):
+        p, q = pairs[len(trans)]
+        row, j, ry = [], 0, y.trans[q]
+        for a, b, t in x.trans[p]:  # both rows are sorted and disjoint: merge them
+            while j < len(ry) and ry[j][1] < a:
+                j += 1
+            k = j
+            while k < len(ry) and ry[k][0] <= b:
+                lo, hi = max(a, ry[k][0]), min(b, ry[k][1])
+                key = (t, ry[k][2])
+                d = index.get(key)
+                if d is None:
+                    d = index[key] = len(pairs)
+                    pairs.append(key)
+                    if len(pairs) > MAX_STATES:
+                        raise TooLarge
+                row.append((lo, hi, d))
+                k += 1
+        trans.append(row)
+    finals = {i for i, (p, q) in enumerate(pairs) if keep(p in x.finals, q in y.finals)}
+    return Dfa(trans, finals).trim()
+
+
+def restrict(node: ir.Node, lo: int = 0, hi: int | None = None, also: ir.Node | None = None) -> ir.Node | None:
+    """The strings of regex IR `node` that have lo..hi characters and (when given) also match
+    regex IR `also`, as IR; None when the automata grow past MAX_STATES."""
+    try:
+        dfa = Dfa.from_ir(node)
+        if also is not None:
+            dfa = dfa.intersect(Dfa.from_ir(also))
+        if lo or hi is not None:
+            dfa = dfa.with_length(lo, hi)
+        return dfa.to_ir()
+    except TooLarge:
+        return None
+
+
+def none_of(nodes: list[ir.Node]) -> ir.Node | None:
+    """The strings matching none of the regex IRs `nodes`, as IR; None past MAX_STATES."""
+    try:
+        return Dfa.from_ir(ir.Alt(tuple(nodes))).complement().to_ir()
+    except TooLarge:
+        return None
