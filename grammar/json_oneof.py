@@ -6,11 +6,14 @@ at once, "exactly one" equals "at least one". `provably_disjoint` is conservativ
 - disjoint `type` sets (integer counts as number);
 - an enum/const branch none of whose values validates against the other branch;
 - objects that both require a property whose schemas are provably disjoint (discriminators),
-  or one object requiring a property the other forbids (additionalProperties false).
+  or one object requiring a property the other forbids (additionalProperties false);
+- strings whose pattern / format / length languages do not intersect (an automaton product).
 """
 from __future__ import annotations
 
 _ALL = {"null", "boolean", "object", "array", "string", "number", "integer"}
+_STRING_KEYS = {"type", "pattern", "format", "minLength", "maxLength", "title", "description", "default",
+                "examples", "$comment"}
 MAX_DEPTH = 4
 
 
@@ -59,7 +62,41 @@ def provably_disjoint(lw, a, b, base: str, depth: int = 0) -> bool:
             return True
     if common <= {"object"}:
         return _objects_disjoint(lw, a, b, base, depth)
+    if common <= {"string"}:
+        return _strings_disjoint(lw, a, b)
     return False
+
+
+def _string_dfa(lw, s: dict):
+    """The decoded strings schema `s` allows, as a DFA (None: keywords beyond pattern, format
+    and lengths, or an automaton past the bound)."""
+    from grammar import automata
+    from grammar.formats import format_pattern
+
+    if any(k not in _STRING_KEYS for k in s):
+        return None
+    parts = []
+    if "pattern" in s:
+        parts.append(lw.regex(s["pattern"], "", search=True))
+    if "format" in s and format_pattern(s["format"]) is not None:
+        parts.append(lw.regex(format_pattern(s["format"]), "", search=False))
+    dfa = automata.Dfa.from_ir(parts[0] if parts else lw.regex(r"[\s\S]*", "", search=False))
+    for extra in parts[1:]:
+        dfa = dfa.intersect(automata.Dfa.from_ir(extra))
+    if "minLength" in s or "maxLength" in s:
+        dfa = dfa.with_length(s.get("minLength", 0), s.get("maxLength"))
+    return dfa
+
+
+def _strings_disjoint(lw, a: dict, b: dict) -> bool:
+    from grammar import automata
+    from grammar.errors import GrammarError
+
+    try:
+        x, y = _string_dfa(lw, a), _string_dfa(lw, b)
+        return x is not None and y is not None and x.intersect(y).is_empty()
+    except (automata.TooLarge, GrammarError):
+        return False
 
 
 def _objects_disjoint(lw, a: dict, b: dict, base: str, depth: int) -> bool:

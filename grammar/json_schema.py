@@ -230,10 +230,11 @@ class _Lowerer:
             branches.append((merged, f"{ptr}/{key}/{i}"))
         if key == "oneOf":
             flat = [self._flatten(_modernize(b), p, base, 0) if isinstance(b, dict) else b for b, p in branches]
-            if len(flat) > 1 and all(_object_only(b) for b in flat):
-                # a non-object satisfies every branch, hence not exactly one: only objects remain
-                flat = [merge(b, {"type": "object"}, lambda kw, msg: None) for b in flat]
-                branches = [(b, p) for b, (_, p) in zip(flat, branches)]
+            for only, kind in ((_object_only, "object"), (_string_only, "string")):
+                if len(flat) > 1 and all(only(b) for b in flat):
+                    # any other value satisfies every branch, hence not exactly one: only `kind` remains
+                    flat = [merge(b, {"type": kind}, lambda kw, msg: None) for b in flat]
+                    branches = [(b, p) for b, (_, p) in zip(flat, branches)]
             for i in range(len(flat)):
                 for j in range(i + 1, len(flat)):
                     if not provably_disjoint(self, flat[i], flat[j], base):
@@ -275,6 +276,13 @@ class _Lowerer:
 
 OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties", "patternProperties",
                              "propertyNames", "minProperties", "maxProperties", "unevaluatedProperties"})
+STRING_KEYWORDS = frozenset({"pattern", "format", "minLength", "maxLength"})
+
+
+def _string_only(schema) -> bool:
+    """A schema that constrains strings only (so every non-string satisfies it)."""
+    return isinstance(schema, dict) and "type" not in schema and \
+        all(k in STRING_KEYWORDS or k in IGNORED for k in schema)
 
 
 def _object_only(schema) -> bool:

@@ -124,6 +124,15 @@ def test_lengths_and_formats_intersect_any_pattern():
     check({"type": "string", "pattern": "^[0-9a-f]{4}$|^[0-9a-f]{2}-x$"}, ["beef", "0a-x"], ["beefy", "0a-xx", "0-x"])
 
 
+def test_one_of_string_branches_disjoint_by_automata():
+    """Branches constraining strings only: non-strings satisfy all of them (so none is allowed),
+    and strings are exact when the branch languages cannot intersect."""
+    schema = {"oneOf": [{"format": "uuid"}, {"pattern": "^\\$[A-Z0-9_-]+"}]}
+    check(schema, ["123e4567-e89b-12d3-a456-426614174000", "$KEY_1"], [1, None, "key", "$"])
+    with pytest.raises(GrammarError):  # "ab" is in both
+        json_schema_to_grammar({"oneOf": [{"pattern": "a"}, {"pattern": "b"}]})
+
+
 def test_pattern_properties_next_to_additional_properties():
     """Keys matching a pattern take its schema (all of them where patterns overlap), the other
     undeclared keys additionalProperties: key regions are intersections and complements."""
