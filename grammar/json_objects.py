@@ -5,7 +5,8 @@ additional properties (when allowed). The member list is a small automaton with 
 (declared index i, members emitted so far c); c saturates at the largest count any bound needs,
 so min/maxProperties are exact and an unconstrained object needs only 2 rules per property.
 Keys of additional properties never spell a declared name (`key_not_in`), so a declared
-property's schema cannot be bypassed.
+property's schema cannot be bypassed.  dependentRequired adds to the state the names an emitted
+member made required further on, and the targets already emitted for members further on.
 
 Arrays: prefixItems one by one, then `items` repeated, with minItems/maxItems as exact counts.
 """
@@ -70,11 +71,11 @@ def _pattern_key(lw, pattern: str, ptr: str) -> Node:
     return seq((QUOTE, to_json_text(lw.regex(pattern, ptr, search=True)), QUOTE))
 
 
-def _declared(lw, schema: dict, ptr: str, base: str, addl) -> list[tuple[Node, bool]]:
+def _declared(lw, schema: dict, ptr: str, base: str, addl) -> list[tuple[Node, bool, str]]:
     props, pats = schema.get("properties", {}), schema.get("patternProperties", {})
     required = schema.get("required", [])
     names = list(props) + [r for r in required if r not in props]
-    items: list[tuple[Node, bool]] = []
+    items: list[tuple[Node, bool, str]] = []
     for name in names:
         sub, where = (props[name], f"{ptr}/properties/{escape_pointer(name)}") if name in props else (addl, ptr)
         hits = [s for p, s in pats.items() if re.search(p, name)]
@@ -86,10 +87,10 @@ def _declared(lw, schema: dict, ptr: str, base: str, addl) -> list[tuple[Node, b
             sub = False
         if sub is False:
             if name in required:
-                return [(NOTHING, True)]
+                return [(NOTHING, True, name)]
             continue
         member = seq((string_literal(name), COLON, lw.node(sub, where, base)))
-        items.append((_shared(lw, member), name in required))
+        items.append((_shared(lw, member), name in required, name))
     return items
 
 
@@ -183,30 +184,59 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
     extra = _extra(lw, schema, ptr, base, addl)
     min_p, max_p = schema.get("minProperties", 0), schema.get("maxProperties")
     cap = max(min_p, max_p or 0, 1)  # counts saturate here; c == 0 still means "nothing emitted"
-    names: dict[tuple[int, int], str] = {}
+    after, before = _dependencies(lw, schema, items, ptr)
+    names: dict[tuple, str] = {}
 
-    def state(i: int, c: int) -> Node:
-        if (i, c) in names:
-            return lw.ref(names[(i, c)])
-        name = names[(i, c)] = lw.fresh("obj")
+    def state(i: int, c: int, owed: frozenset, seen: frozenset) -> Node:
+        """Members from declared index i on, c emitted so far; owed: the declared names an
+        earlier member depends on (now required), seen: the dependency targets emitted."""
+        key = (i, c, owed, seen)
+        if key in names:
+            return lw.ref(names[key])
+        name = names[key] = lw.fresh("obj")
         sep = EMPTY if c == 0 else COMMA
         more = max_p is None or c + 1 <= max_p
         parts: list[Node] = []
         if i < len(items):
-            member, required = items[i]
-            if more:
-                parts.append(seq((sep, member, state(i + 1, min(c + 1, cap)))))
-            if not required:
-                parts.append(state(i + 1, c))
+            member, required, prop = items[i]
+            if more and before.get(prop, frozenset()) <= seen:
+                nxt = state(i + 1, min(c + 1, cap), (owed | after.get(prop, frozenset())) - {prop},
+                            seen | ({prop} & targets))
+                parts.append(seq((sep, member, nxt)))
+            if not required and prop not in owed:
+                parts.append(state(i + 1, c, owed, seen))
         else:
-            if c >= min_p:
+            if c >= min_p and not owed:
                 parts.append(EMPTY)
             if extra is not None and more:
-                parts.append(seq((sep, extra, state(i, min(c + 1, cap)))))
+                parts.append(seq((sep, extra, state(i, min(c + 1, cap), owed, seen))))
         lw.rules[name] = alt(parts) if parts else NOTHING
         return lw.ref(name)
 
-    return seq((Literal(b"{"), WS, state(0, 0), WS, Literal(b"}")))
+    targets = frozenset().union(*before.values()) if before else frozenset()
+    return seq((Literal(b"{"), WS, state(0, 0, frozenset(), frozenset()), WS, Literal(b"}")))
+
+
+def _dependencies(lw, schema: dict, items: list, ptr: str) -> tuple[dict, dict]:
+    """dependentRequired over the declared order: ({name: names after it that it makes required},
+    {name: names before it that must have been emitted})."""
+    deps = schema.get("dependentRequired") or {}
+    order = {prop: i for i, (_, _, prop) in enumerate(items)}
+    after: dict[str, frozenset] = {}
+    before: dict[str, frozenset] = {}
+    for name, needs in deps.items():
+        if name not in order:  # never emitted (not declared, or forbidden): nothing to enforce
+            continue
+        for need in needs:
+            if need == name:
+                continue
+            if need not in order:  # only an additional property could supply it
+                lw.unsupported("dependentRequired", f"{name!r} requires {need!r}, which is not a declared "
+                               "property", f"{ptr}/dependentRequired/{escape_pointer(name)}")
+                continue
+            side = after if order[need] > order[name] else before
+            side[name] = side.get(name, frozenset()) | {need}
+    return after, before
 
 
 def array_node(lw, schema: dict, ptr: str, base: str) -> Node:

@@ -34,7 +34,7 @@ IGNORED = frozenset({"title", "description", "default", "examples", "$comment", 
                      "$defs", "definitions", "readOnly", "writeOnly", "deprecated", "contentMediaType",
                      "contentEncoding", "contentSchema", "$vocabulary", "format_hint", "$dynamicAnchor"})
 UNSUPPORTED = ("not", "if", "then", "else", "contains", "minContains", "maxContains", "dependentSchemas",
-               "dependencies", "dependentRequired", "$dynamicRef", "$recursiveRef", "$recursiveAnchor")
+               "$dynamicRef", "$recursiveRef", "$recursiveAnchor")
 MAX_INLINE_DEPTH = 12
 COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
 
@@ -275,7 +275,8 @@ class _Lowerer:
 
 
 OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties", "patternProperties",
-                             "propertyNames", "minProperties", "maxProperties", "unevaluatedProperties"})
+                             "propertyNames", "minProperties", "maxProperties", "unevaluatedProperties",
+                             "dependentRequired"})
 STRING_KEYWORDS = frozenset({"pattern", "format", "minLength", "maxLength"})
 
 
@@ -292,12 +293,18 @@ def _object_only(schema) -> bool:
 
 
 def _modernize(schema: dict) -> dict:
-    """Draft-07/04 spellings -> 2020-12 (items as list, additionalItems, boolean exclusive bounds)."""
-    if not any(k in schema for k in ("additionalItems", "exclusiveMinimum", "exclusiveMaximum")) \
+    """Draft-07/04 spellings -> 2020-12 (items as list, additionalItems, boolean exclusive bounds,
+    dependencies split into dependentRequired and dependentSchemas)."""
+    if not any(k in schema for k in ("additionalItems", "exclusiveMinimum", "exclusiveMaximum", "dependencies")) \
             and not isinstance(schema.get("items"), list) \
             and not any(isinstance(schema.get(k), float) for k in COUNTS):
         return schema
     s = dict(schema)
+    deps = s.pop("dependencies", None)
+    if isinstance(deps, dict):
+        for name, dep in deps.items():
+            target = "dependentRequired" if isinstance(dep, list) else "dependentSchemas"
+            s[target] = {**s.get(target, {}), name: dep}
     for key in COUNTS:
         value = s.get(key)
         if isinstance(value, float):

@@ -124,6 +124,16 @@ def test_lengths_and_formats_intersect_any_pattern():
     check({"type": "string", "pattern": "^[0-9a-f]{4}$|^[0-9a-f]{2}-x$"}, ["beef", "0a-x"], ["beefy", "0a-xx", "0-x"])
 
 
+def test_dependent_required_both_directions():
+    """a -> c (c later in the order: owed once a is out), c -> b (b earlier: c only after b);
+    the draft-07 `dependencies` array form means the same."""
+    props = {"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {"type": "integer"}}
+    for key in ("dependentRequired", "dependencies"):
+        schema = {"type": "object", "properties": props, key: {"a": ["c"], "c": ["b"]}}
+        check(schema, [{}, {"b": 1}, {"b": 1, "c": 2}, {"a": 1, "b": 2, "c": 3}],
+              [{"a": 1}, {"c": 1}, {"a": 1, "c": 2}, {"a": 1, "b": 2}])
+
+
 def test_one_of_string_branches_disjoint_by_automata():
     """Branches constraining strings only: non-strings satisfy all of them (so none is allowed),
     and strings are exact when the branch languages cannot intersect."""
@@ -223,7 +233,9 @@ def test_unevaluated_properties():
     ({"properties": {"s": {"type": "string", "format": "idn-email"}}}, "/properties/s/format", "format"),
     ({"properties": {"s": {"type": "string", "pattern": "(?=a)"}}}, "/properties/s/pattern", None),
     ({"oneOf": [{"type": "integer"}, {"minimum": 0}]}, "/oneOf", "oneOf"),
-    ({"type": "object", "dependentRequired": {"a": ["b"]}}, "/dependentRequired", "dependentRequired"),
+    ({"type": "object", "dependentRequired": {"a": ["b"]}, "properties": {"a": {}}}, "/dependentRequired/a",
+     "dependentRequired"),
+    ({"type": "object", "dependencies": {"a": {"required": ["b"]}}}, "/dependentSchemas", "dependentSchemas"),
     ({"allOf": [{"pattern": "a"}, {"pattern": "b"}]}, "/allOf/1/pattern", "pattern"),
     ({"type": "number", "multipleOf": 0.3}, "/multipleOf", "multipleOf"),
 ])
