@@ -184,7 +184,7 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
     extra = _extra(lw, schema, ptr, base, addl)
     min_p, max_p = schema.get("minProperties", 0), schema.get("maxProperties")
     cap = max(min_p, max_p or 0, 1)  # counts saturate here; c == 0 still means "nothing emitted"
-    after, before = _dependencies(lw, schema, items, ptr)
+    after, before = _dependencies(lw, schema, items, extra is not None, ptr)
     names: dict[tuple, str] = {}
 
     def state(i: int, c: int, owed: frozenset, seen: frozenset) -> Node:
@@ -217,7 +217,7 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
     return seq((Literal(b"{"), WS, state(0, 0, frozenset(), frozenset()), WS, Literal(b"}")))
 
 
-def _dependencies(lw, schema: dict, items: list, ptr: str) -> tuple[dict, dict]:
+def _dependencies(lw, schema: dict, items: list, open_: bool, ptr: str) -> tuple[dict, dict]:
     """dependentRequired over the declared order: ({name: names after it that it makes required},
     {name: names before it that must have been emitted})."""
     deps = schema.get("dependentRequired") or {}
@@ -225,8 +225,11 @@ def _dependencies(lw, schema: dict, items: list, ptr: str) -> tuple[dict, dict]:
     after: dict[str, frozenset] = {}
     before: dict[str, frozenset] = {}
     for name, needs in deps.items():
-        if name not in order:  # never emitted (not declared, or forbidden): nothing to enforce
-            continue
+        if name not in order:
+            if open_ and needs:  # it could come as an additional property: its key is not tracked
+                lw.unsupported("dependentRequired", f"{name!r} is not a declared property",
+                               f"{ptr}/dependentRequired/{escape_pointer(name)}")
+            continue  # otherwise never emitted: nothing to enforce
         for need in needs:
             if need == name:
                 continue
