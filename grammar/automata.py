@@ -180,6 +180,9 @@ class Dfa:
     def intersect(self, other: "Dfa") -> "Dfa":
         return _product(self, other, lambda a, b: a and b)
 
+    def union(self, other: "Dfa") -> "Dfa":
+        return self.complement().intersect(other.complement()).complement()
+
     def with_length(self, lo: int, hi: int | None) -> "Dfa":
         """This language restricted to lo..hi characters (hi None: unbounded)."""
         cap = hi if hi is not None else lo  # counts saturate at lo when there is no upper bound

@@ -111,3 +111,31 @@ def _objects_disjoint(lw, a: dict, b: dict, base: str, depth: int) -> bool:
         if any((closed and k not in py) or py.get(k) is False for k in rx):
             return True
     return False
+
+
+def strings_one_of(lw, branches: list):
+    """The IR of oneOf over branches that all constrain strings only (pattern, format, lengths,
+    type string): the strings in exactly one branch language, L_i minus every other L_j, as one
+    automaton.  None when a branch is anything else or the automata grow past their bound."""
+    from grammar import automata
+    from grammar.errors import GrammarError
+    from grammar.json_scalars import to_json_text
+    from grammar.json_values import QUOTE, seq
+
+    if len(branches) > 5 or not all(isinstance(b, dict) and _types(b) <= {"string"} for b in branches):
+        return None
+    try:
+        dfas = [_string_dfa(lw, b) for b in branches]
+        if any(d is None for d in dfas):
+            return None
+        outside = [d.complement() for d in dfas]
+        exactly_one = None
+        for i, d in enumerate(dfas):
+            only = d
+            for j in range(len(dfas)):
+                if j != i:
+                    only = only.intersect(outside[j])
+            exactly_one = only if exactly_one is None else exactly_one.union(only)
+        return seq((QUOTE, to_json_text(exactly_one.to_ir()), QUOTE))
+    except (automata.TooLarge, GrammarError):
+        return None

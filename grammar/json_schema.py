@@ -27,7 +27,7 @@ from grammar.json_refs import RefIndex
 from grammar.json_scalars import number_node, string_node
 from grammar.json_values import WS, add_used_shared, alt, json_value_rules, value_literal
 from grammar.regex import parse_regex
-from grammar.json_oneof import provably_disjoint
+from grammar.json_oneof import provably_disjoint, strings_one_of
 
 ALL_TYPES = ("null", "boolean", "object", "array", "string", "number")
 IGNORED = frozenset({"title", "description", "default", "examples", "$comment", "$schema", "$id", "$anchor",
@@ -235,11 +235,14 @@ class _Lowerer:
                     # any other value satisfies every branch, hence not exactly one: only `kind` remains
                     flat = [merge(b, {"type": kind}, lambda kw, msg: None) for b in flat]
                     branches = [(b, p) for b, (_, p) in zip(flat, branches)]
-            for i in range(len(flat)):
-                for j in range(i + 1, len(flat)):
-                    if not provably_disjoint(self, flat[i], flat[j], base):
-                        self.unsupported("oneOf", f"oneOf branches {i} and {j} may overlap: only anyOf "
-                                         "semantics can be enforced", f"{ptr}/oneOf")
+            overlap = next(((i, j) for i in range(len(flat)) for j in range(i + 1, len(flat))
+                            if not provably_disjoint(self, flat[i], flat[j], base)), None)
+            if overlap is not None:
+                exact = strings_one_of(self, flat)  # string branches: "exactly one" by automata
+                if exact is not None:
+                    return exact
+                self.unsupported("oneOf", f"oneOf branches {overlap[0]} and {overlap[1]} may overlap: only "
+                                 "anyOf semantics can be enforced", f"{ptr}/oneOf")
         return alt([self.node(b, p, base) for b, p in branches] or [NOTHING])
 
     def _enum(self, schema: dict, ptr: str) -> Node:

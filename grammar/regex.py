@@ -324,6 +324,75 @@ def regex_anchors(pattern: str) -> tuple[bool, bool]:
     return parser.anchored[0], parser.anchored[1]
 
 
+def _split_top(p: str) -> list[str] | None:
+    """The top-level alternatives of pattern text (escapes and classes skipped); None if the
+    parentheses do not balance (the parser reports it)."""
+    out, depth, start, i = [], 0, 0, 0
+    while i < len(p):
+        c = p[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1 + (p[i + 1: i + 2] == "^")
+            j += p[j: j + 1] == "]"
+            while j < len(p) and p[j] != "]":
+                j += 2 if p[j] == "\\" else 1
+            i = j + 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.append(p[start:i])
+            start = i + 1
+        i += 1
+    out.append(p[start:])
+    return out if depth == 0 else None
+
+
+def _unwrap(p: str) -> str | None:
+    """The body of a plain or (?:...) group that spans all of p, else None."""
+    head = 3 if p.startswith("(?:") else 1 if p.startswith("(") and not p.startswith("(?") else 0
+    if not head or not p.endswith(")"):
+        return None
+    parts = _split_top(p[head:-1])
+    if parts is None:  # the first "(" closes before the end
+        return None
+    depth, i = 0, 0
+    while i < len(p) - 1:  # the first "(" must stay open until the last character
+        c = p[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1 + (p[i + 1: i + 2] == "^")
+            j += p[j: j + 1] == "]"
+            while j < len(p) and p[j] != "]":
+                j += 2 if p[j] == "\\" else 1
+            i = j + 1
+            continue
+        depth += (c == "(") - (c == ")")
+        if depth == 0:
+            return None
+        i += 1
+    return p[head:-1]
+
+
+def _alternatives(pattern: str) -> list[str]:
+    """Top-level alternatives, looking through groups that span a whole alternative, so that
+    anchors inside them (`^$|(^a$)`) sit at an alternative's ends."""
+    parts = _split_top(pattern)
+    if parts is None:
+        return [pattern]
+    out = []
+    for part in parts:
+        body = _unwrap(part)
+        out += [part] if body is None else _alternatives(body)
+    return out
+
+
 def parse_regex(pattern: str, *, flags: str = "", search: bool = False) -> ir.Node:
     """The IR node for `pattern`: a full match, or with search=True a match anywhere.
 
@@ -331,11 +400,22 @@ def parse_regex(pattern: str, *, flags: str = "", search: bool = False) -> ir.No
     """
     if "x" in flags:
         raise GrammarError(f"regex {pattern!r}: verbose flag x is not supported")
-    parser = _Parser(pattern, flags)
-    node = parser.parse()
+    alts = [pattern] if pattern.startswith("(?") and not pattern.startswith("(?:") else _alternatives(pattern)
+    branches = []
+    for alt in alts:  # each alternative parsed alone: its anchors are its own
+        parser = _Parser(alt, flags)
+        try:
+            parser.parse()
+        except GrammarError as e:
+            if len(alts) == 1:
+                raise
+            detail = e.message.removeprefix(f"regex {alt!r}: ")
+            raise GrammarError(f"regex {pattern!r}: {detail} (in the alternative {alt!r})") from None
+        branches += parser.branches
     if not search:
-        return node
+        nodes = [b[0] for b in branches]
+        return nodes[0] if len(nodes) == 1 else ir.Alt(tuple(nodes))
     anything = ir.Repeat(char_class(ANY), 0, None)
     parts = [_seq(([] if start else [anything]) + [branch] + ([] if end else [anything]))
-             for branch, start, end in parser.branches]
+             for branch, start, end in branches]
     return parts[0] if len(parts) == 1 else ir.Alt(tuple(parts))

@@ -139,8 +139,14 @@ def test_one_of_string_branches_disjoint_by_automata():
     and strings are exact when the branch languages cannot intersect."""
     schema = {"oneOf": [{"format": "uuid"}, {"pattern": "^\\$[A-Z0-9_-]+"}]}
     check(schema, ["123e4567-e89b-12d3-a456-426614174000", "$KEY_1"], [1, None, "key", "$"])
-    with pytest.raises(GrammarError):  # "ab" is in both
-        json_schema_to_grammar({"oneOf": [{"pattern": "a"}, {"pattern": "b"}]})
+    # overlapping languages: exactly one of them, by automata ("AB" is in both)
+    check({"oneOf": [{"pattern": "A"}, {"pattern": "B", "maxLength": 3}]}, ["A", "xA", "B", "xBx", "ABCD"],
+          ["AB", "BA", "x", "xxBx", 1])
+    lower, upper = "^[0-9a-f]{4}$", "^[0-9A-F]{4}$"
+    check({"oneOf": [{"type": "string", "pattern": lower}, {"type": "string", "pattern": upper}]},
+          ["beef", "BEEF"], ["1234", "BeEf"])  # all digits match both
+    with pytest.raises(GrammarError):  # not strings only
+        json_schema_to_grammar({"oneOf": [{"pattern": "a"}, {"minimum": 1}]})
 
 
 def test_pattern_properties_next_to_additional_properties():

@@ -60,3 +60,16 @@ def test_search_mode_and_anchors():
 def test_flags():
     g = ir.Grammar({"start": parse_regex("a.b", flags="is")})
     assert accepts(g, b"A\nB") and not accepts(g, b"A\n")
+
+
+@pytest.mark.parametrize("pattern", [r"^$|(^(?:\S+\s+){0,3}\S+$)", r"(^a|b$)", r"((^ab$))|x", r"[(|]x|(y)",
+                                     r"^[0-9a-f]{2}-x$|^[0-9a-f]{3}$", r"a$|^b"])
+def test_anchors_per_alternative_match_python_search(pattern):
+    """Each top-level alternative (also inside a group spanning it) is anchored on its own."""
+    import random
+
+    node = parse_regex(pattern, search=True)
+    rng = random.Random(pattern)
+    for _ in range(200):
+        s = "".join(rng.choice("ab x(|)y0f-") for _ in range(rng.randint(0, 6)))
+        assert accepts(ir.Grammar({"start": node}), s.encode()) == (re.search(pattern, s) is not None), s
