@@ -118,7 +118,13 @@ class _Lowerer:
         if "enum" in schema or "const" in schema:  # the validator filters values: every keyword is exact
             return self._enum(schema, ptr)
         if "not" in schema:
-            schema = self._not_type(schema, ptr)
+            neg = schema["not"]
+            if neg is True or (isinstance(neg, dict) and all(k in IGNORED for k in neg)):
+                return NOTHING  # every value satisfies `{}`, so none satisfies its negation
+            if neg is False:  # nothing satisfies `false`: the `not` holds for every value
+                schema = {k: v for k, v in schema.items() if k != "not"}
+            else:
+                schema = self._not_type(schema, ptr)
         for key in UNSUPPORTED:
             if key in schema:
                 self.unsupported(key, f"{key!r} cannot be enforced by a grammar", f"{ptr}/{key}")

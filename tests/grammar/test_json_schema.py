@@ -124,6 +124,12 @@ def test_lengths_and_formats_intersect_any_pattern():
     check({"type": "string", "pattern": "^[0-9a-f]{4}$|^[0-9a-f]{2}-x$"}, ["beef", "0a-x"], ["beefy", "0a-xx", "0-x"])
 
 
+def test_not_of_everything_and_of_nothing():
+    check({"anyOf": [{"not": {}}, {"type": "integer"}]}, [1], ["a", None])
+    check({"type": "object", "patternProperties": {"^x": {"not": True}}}, [{"a": 1}], [{"xa": 1}])
+    check({"type": "integer", "not": False}, [1], ["a"])
+
+
 def test_dependent_required_both_directions():
     """a -> c (c later in the order: owed once a is out), c -> b (b earlier: c only after b);
     the draft-07 `dependencies` array form means the same."""
