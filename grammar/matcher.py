@@ -55,7 +55,7 @@ class CompiledGrammar:
     def __init__(self, rules: dict, vocab: Vocabulary, warnings: list[str] | None = None):
         self.vocab = vocab
         self.warnings = list(warnings or [])
-        self.nfa = Nfa(rules)
+        self.nfa = Nfa(rules, productive=True)  # rules come from normalize.prepare
         self.pda = Pda(RuleDfa(self.nfa))
         self.levels = [Level(self.pda, vocab, k) for k in LEVELS]
         self.initial = self.pda.initial()

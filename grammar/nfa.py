@@ -25,8 +25,12 @@ def _class_sequences(ranges, negated: bool) -> tuple:
 
 
 class Nfa:
-    def __init__(self, rules: dict[str, ir.Node]):
+    def __init__(self, rules: dict[str, ir.Node], productive: bool = False):
+        """productive=True promises that every rule derives some string (normalize.prepare's
+        output): then, unless a piece matching nothing was built (Alt(()), an empty class), every
+        Thompson state lies on a start-to-final path and `trim` has nothing to do."""
         self.names = list(rules)
+        self.maybe_dead = not productive
         index = {n: i for i, n in enumerate(self.names)}
         self.bytes: list[list[tuple[int, int, int]]] = []  # (lo, hi, target)
         self.eps: list[list[int]] = []
@@ -58,7 +62,9 @@ class Nfa:
                 self.eps[s].append(e)
         elif isinstance(node, ir.ByteClass):
             self.bytes[s].extend((lo, hi, e) for lo, hi in node.ranges)
+            self.maybe_dead |= not node.ranges
         elif isinstance(node, ir.CharClass):
+            self.maybe_dead |= not _class_sequences(node.ranges, node.negated)
             cont = [e]  # cont[m]: m more continuation bytes (80-BF) to e, shared by the sequences
             for seq in _class_sequences(node.ranges, node.negated):
                 m = 0  # trailing full continuation ranges go through the shared chain
@@ -82,6 +88,7 @@ class Nfa:
             if not node.items:
                 self.eps[s].append(e)
         elif isinstance(node, ir.Alt):
+            self.maybe_dead |= not node.items
             for it in node.items:
                 self.build(it, s, e, index)
         elif isinstance(node, ir.Repeat):
@@ -89,6 +96,7 @@ class Nfa:
         elif isinstance(node, ir.Ref):
             self.calls[s].append((index[node.name], e))
         elif isinstance(node, ir.Automaton):  # fresh states: never loops on s or e
+            self.maybe_dead = True  # its states need not all reach a final one
             states: dict[int, int] = {}
             at = lambda q: states[q] if q in states else states.setdefault(q, self.new())  # noqa: E731
             self.eps[s].append(at(node.start))
@@ -124,7 +132,9 @@ class Nfa:
 
         One backward worklist pass: a state is live when a byte or epsilon edge leads to a live
         state, or a call edge (r, t) has both t and r's start live (a call waits for the later
-        of the two)."""
+        of the two).  Skipped when nothing can be dead (see __init__)."""
+        if not self.maybe_dead:
+            return
         n = len(self.eps)
         rev: list[list[int]] = [[] for _ in range(n)]
         rev_call: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # t -> [(source, callee)]
