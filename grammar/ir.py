@@ -18,7 +18,8 @@ Semantics (all matching is over the UTF-8 bytes of the output):
 - Automaton(start, finals, edges)  a finite automaton: states are ints, an edge (q, label, r)
                              reads one string of `label` (any IR node that reads at least
                              one byte, e.g. a CharClass) going from q to r; matches the label paths from start to a
-                             final state (what intersections and complements build: automata.py)
+                             final state (what intersections and complements build: automata.py);
+                             every state must lie on a path from start to a final state
 - Regex(pattern)             a regular expression (ECMA-262 / Python subset, as in JSON Schema
                              `pattern`), matched in full (implicitly anchored at both ends)
 """

@@ -96,7 +96,7 @@ class Nfa:
         elif isinstance(node, ir.Ref):
             self.calls[s].append((index[node.name], e))
         elif isinstance(node, ir.Automaton):  # fresh states: never loops on s or e
-            self.maybe_dead = True  # its states need not all reach a final one
+            self.maybe_dead |= not node.finals  # Dfa.to_ir keeps only states on accepting paths
             states: dict[int, int] = {}
             at = lambda q: states[q] if q in states else states.setdefault(q, self.new())  # noqa: E731
             self.eps[s].append(at(node.start))

@@ -52,11 +52,27 @@ def _rebuild(node, fn):
     return node
 
 
+def _shared_once(fn):
+    """fn, computed once per node object for the life of the wrapper: a subtree shared by many
+    parents (an automaton label on thousands of edges) is rewritten once, not once per parent."""
+    memo: dict[int, tuple] = {}
+
+    def once(node):
+        got = memo.get(id(node))
+        if got is None or got[0] is not node:
+            got = memo[id(node)] = (node, fn(node))
+        return got[1]
+
+    return once
+
+
 def _map_leaves(node, fn):
-    out = fn(node)
-    if out is not node:
-        return out
-    return _rebuild(node, lambda c: _map_leaves(c, fn))
+    @_shared_once
+    def visit(n):
+        out = fn(n)
+        return out if out is not n else _rebuild(n, visit)
+
+    return visit(node)
 
 
 _MEMO_LIMIT = 200_000
@@ -340,6 +356,7 @@ def _inline(rules: dict, start: str, frames: frozenset = frozenset()) -> dict:
         expand(n)
         return esize[n] <= INLINE_TINY or uses[n] == 1 or esize[n] * uses[n] <= INLINE_BUDGET
 
+    @_shared_once
     def subst(node):
         if isinstance(node, ir.Ref) and node.name in rules and inlinable(node.name):
             return memo[node.name]
@@ -368,8 +385,10 @@ def _hoist_repeats(rules: dict) -> dict:
     """Bounded repeats of big items call their item as a rule instead of unrolling it.
 
     `Repeat(item, 0, 50)` unrolls into 50 copies of item's NFA; with the item as a rule each copy
-    is one call edge.  Only items whose leading rules cannot reach the repeat's own rule are
-    hoisted, so no new left recursion can appear."""
+    is one call edge.  Likewise the big labels of a big ir.Automaton (a JSON-escaped `\\S` on
+    thousands of edges of a length product): one rule per distinct label, called by every edge.
+    Only items whose leading rules cannot reach the repeat's own rule are hoisted, so no new
+    left recursion can appear."""
     out, count = dict(rules), [0]
     graph = {n: refs(b) & rules.keys() for n, b in rules.items()}
     nullable = _nullable_rules(rules)
@@ -385,21 +404,36 @@ def _hoist_repeats(rules: dict) -> dict:
                     todo.append(r)
         return src == dst
 
-    def visit(node, owner: str):
-        if isinstance(node, ir.Repeat) and node.max is not None:
-            item = visit(node.item, owner)
-            n = size(item)
-            if n >= HOIST_ITEM and n * node.max > HOIST_LIMIT and \
-                    not any(reaches(r, owner) for r in _lead(item, nullable)[0]):
-                count[0] += 1
-                name = f"{owner}~item{count[0]}"
-                out[name] = item
-                return ir.Repeat(ir.Ref(name), node.min, node.max)
-            return node if item is node.item else ir.Repeat(item, node.min, node.max)
-        return _rebuild(node, lambda c: visit(c, owner))
+    def visitor(owner: str):
+        @_shared_once
+        def visit(node):
+            if isinstance(node, ir.Repeat) and node.max is not None:
+                item = visit(node.item)
+                n = size(item)
+                if n >= HOIST_ITEM and n * node.max > HOIST_LIMIT and \
+                        not any(reaches(r, owner) for r in _lead(item, nullable)[0]):
+                    count[0] += 1
+                    name = f"{owner}~item{count[0]}"
+                    out[name] = item
+                    return ir.Repeat(ir.Ref(name), node.min, node.max)
+                return node if item is node.item else ir.Repeat(item, node.min, node.max)
+            if isinstance(node, ir.Automaton) and size(node) > HOIST_LIMIT:
+                return ir.Automaton(node.start, node.finals, tuple((q, hoist(label), r) for q, label, r in node.edges))
+            return _rebuild(node, visit)
+
+        @_shared_once
+        def hoist(label):
+            if size(label) < HOIST_ITEM or any(reaches(x, owner) for x in _lead(label, nullable)[0]):
+                return visit(label)
+            count[0] += 1
+            name = f"{owner}~label{count[0]}"
+            out[name] = visit(label)
+            return ir.Ref(name)
+
+        return visit
 
     for name, body in rules.items():
-        out[name] = visit(body, name)
+        out[name] = visitor(name)(body)
     return out
 
 

@@ -122,6 +122,10 @@ def test_lengths_and_formats_intersect_any_pattern():
     check({"type": "string", "pattern": "-0[1-5]$", "format": "date"}, ["2024-02-05", "1999-12-01"],
           ["2024-02-06", "2024-02-05x", "24-02-05"])
     check({"type": "string", "pattern": "^[0-9a-f]{4}$|^[0-9a-f]{2}-x$"}, ["beef", "0a-x"], ["beefy", "0a-xx", "0-x"])
+    # words x characters: a ~1,000-state product whose labels become shared rules
+    words = {"type": "string", "pattern": "^(?:\\S+\\s+){0,9}\\S+$", "maxLength": 40}
+    check(words, ["one", "a b c d e f g h i j", "x" * 40], ["a b c d e f g h i j k", "x" * 41, " a", ""],
+          oracle=False)
 
 
 def test_not_of_everything_and_of_nothing():
