@@ -2,8 +2,8 @@
 
 Imports nothing of ours. Every Triton kernel has a pure-torch reference in `kernels.reference`
 (its specification). The backend is chosen once: `select_backend(device)` returns the Triton
-ops for a CUDA device and the torch ops otherwise (on the CPU, single-query decode rows and the
-MLP's SiLU-and-multiply go through the C kernels of `kernels.cpu_native` when they build); the
+ops for a CUDA device and the torch ops otherwise (on the CPU, single-query decode rows, the
+MLP's SiLU-and-multiply and the sampler's grammar mask go through the C kernels of `kernels.cpu_native` when they build); the
 module-level names below are bound at
 import time for the default device (CUDA when available). Triton is imported only when the
 Triton backend is selected, so a CPU-only install needs no triton.
@@ -39,11 +39,12 @@ def select_backend(device: torch.device | str) -> KernelBackend:
                              gather_kv, reference.silu_mul)
     from kernels import cpu_native
 
-    attention, silu_mul = reference.paged_attention, reference.silu_mul
+    attention, silu_mul, sample = reference.paged_attention, reference.silu_mul, reference.sample_reference
     if cpu_native.load() is not None:  # decode rows straight from the cache, in C
         attention = functools.partial(reference.paged_attention, decode_fn=cpu_native.decode_fn)
         silu_mul = cpu_native.silu_mul
-    return KernelBackend("torch", reference.sample_reference, reference.write_kv, attention, gather_kv, silu_mul)
+        sample = functools.partial(reference.sample_reference, apply_mask=cpu_native.apply_bitmask)
+    return KernelBackend("torch", sample, reference.write_kv, attention, gather_kv, silu_mul)
 
 
 BACKEND = select_backend("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,5 +1,5 @@
 """CPU kernels in C (OpenMP) for the float32 path: decode attention straight from the paged KV
-cache, and the MLP's fused SiLU-and-multiply.
+cache, and the MLP's fused SiLU-and-multiply, and the grammar mask on the sampler's logits.
 
 Decode attention.  The torch path (reference.paged_attention) gathers every sequence's K and V
 into a padded workspace and then runs SDPA over it: each step copies the whole live cache once
@@ -15,6 +15,9 @@ the query heads that share it (GQA):
 With AVX2 the scores take 8 rows at a time (8 independent FMA chains, one transposing horizontal
 add), and the weighted sum walks the V rows once, in order; the softmax's exp is a vectorizable
 polynomial (libm's expf is a scalar call).  Other CPUs run the plain loops.
+
+Grammar mask.  `apply_bitmask` writes the logits with every token the row's bitmask forbids
+set to -inf, in one pass (the torch path expands the bits into a [B, V] bias and adds it).
 
 SiLU-and-multiply.  `silu(gate) * up` on the two halves of the fused gate|up output is two torch
 passes over strided views plus a temporary; `gs_silu_mul` is one pass into a contiguous [T, I].
@@ -193,6 +196,19 @@ void gs_decode_attention(const float *q, const float *kc, const float *vc,
     }
 }
 
+/* out[b, t] = raw[b, t] where bit t of the row's grammar bitmask is set, else -inf: the sampler's
+   first transform in one pass (torch builds a [B, V] additive bias, then adds it). */
+void gs_apply_bitmask(const float *raw, int64_t raw_stride, const int32_t *bits, int64_t bits_stride,
+                      float *out, int64_t B, int64_t V) {
+    #pragma omp parallel for schedule(static) if (B * V >= 65536)
+    for (int64_t b = 0; b < B; b++) {
+        const float *r = raw + b * raw_stride;
+        const uint32_t *w = (const uint32_t *)(bits + b * bits_stride);
+        float *o = out + b * V;
+        for (int64_t t = 0; t < V; t++) o[t] = ((w[t >> 5] >> (t & 31)) & 1u) ? r[t] : -INFINITY;
+    }
+}
+
 /* out[t] = silu(gu[t, :I]) * gu[t, I:] for a [T, 2I] gate|up matmul output: one pass, no strided
    temporaries (torch's silu and mul on the two halves are two passes over views). */
 void gs_silu_mul(const float *gu, float *out, int64_t T, int64_t I) {
@@ -252,6 +268,9 @@ def load() -> ctypes.CDLL | None:
             fn.restype = None
             fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64, ctypes.c_void_p] + [ctypes.c_int64] * 5 \
                 + [ctypes.c_float, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
+            lib.gs_apply_bitmask.restype = None
+            lib.gs_apply_bitmask.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                                             ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
             lib.gs_silu_mul.restype = None
             lib.gs_silu_mul.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2
             _lib = lib
@@ -306,4 +325,20 @@ def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
     t, two_i = gate_up.shape
     out = torch.empty(t, two_i // 2, dtype=gate_up.dtype)
     lib.gs_silu_mul(gate_up.data_ptr(), out.data_ptr(), t, two_i // 2)
+    return out
+
+
+def apply_bitmask(raw: torch.Tensor, bitmask: torch.Tensor, vocab_size: int,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, V] logits (rows may be strided) with the tokens `bitmask` ([B, ceil(V/32)] int32)
+    forbids set to -inf, into `out`: C for float32 CPU tensors, torch otherwise."""
+    lib = load()
+    b, v = raw.shape
+    if (lib is None or raw.device.type != "cpu" or raw.dtype != torch.float32 or raw.stride(1) != 1
+            or bitmask.device.type != "cpu" or bitmask.dtype != torch.int32 or bitmask.stride(1) != 1
+            or bitmask.shape[1] * 32 < v):
+        return reference.apply_bitmask(raw, bitmask, vocab_size, out)
+    if out is None or not out.is_contiguous() or out.shape != raw.shape:
+        out = torch.empty(b, v, dtype=raw.dtype)
+    lib.gs_apply_bitmask(raw.data_ptr(), raw.stride(0), bitmask.data_ptr(), bitmask.stride(0), out.data_ptr(), b, v)
     return out

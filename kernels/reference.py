@@ -343,6 +343,12 @@ def mask_bias(bitmask: torch.Tensor, vocab_size: int) -> torch.Tensor:
     return _BYTE_BIAS[dev].index_select(0, byte_ids).view(b, nw * 32)[:, :vocab_size]
 
 
+def apply_bitmask(raw: torch.Tensor, bitmask: torch.Tensor, vocab_size: int,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, V] logits with the tokens the bitmask forbids set to -inf (a new tensor, or `out`)."""
+    return torch.add(raw, mask_bias(bitmask.to(raw.device), vocab_size), out=out)
+
+
 def unpack_bitmask(bitmask: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """[B, ceil(V/32)] int32 -> [B, V] bool, True = allowed."""
     return mask_bias(bitmask, vocab_size) == 0
@@ -438,8 +444,10 @@ def _sample_rows(x: torch.Tensor, t: SamplingTensors, fallback: torch.Tensor, xm
     return torch.where(~dead & (tok >= 0), tok, fallback)
 
 
-def sample_reference(logits: torch.Tensor, t: SamplingTensors) -> SamplerOutput:
-    """The torch specification of kernels.sampling.sample (and the engine's CPU sampler)."""
+def sample_reference(logits: torch.Tensor, t: SamplingTensors, apply_mask=apply_bitmask) -> SamplerOutput:
+    """The torch specification of kernels.sampling.sample (and the engine's CPU sampler).
+    apply_mask: how the grammar bitmask reaches the logits (the CPU backend passes the C pass of
+    kernels.cpu_native, which gives the same values)."""
     v = t.vocab_size
     raw = logits[:, :v].float()  # [B, V] (a view when logits are float32)
     # [B, V] raw logprobs: one fused pass, cheaper than logsumexp on the CPU. Every [B, V]
@@ -450,7 +458,7 @@ def sample_reference(logits: torch.Tensor, t: SamplingTensors) -> SamplerOutput:
         top_lp, top_ids = torch.topk(logp, t.num_logprobs, dim=-1)  # [B, n]
     x = raw
     if t.bitmask is not None:  # a new tensor: raw stays untouched
-        x = torch.add(raw, mask_bias(t.bitmask.to(logits.device), v), out=_scratch("x", raw.shape, raw))
+        x = apply_mask(raw, t.bitmask.to(logits.device), v, _scratch("x", raw.shape, raw))
     edits = merge_sparse(t, logits.device)
     if edits is not None:  # masked entries stay -inf under bias and penalties: order-free
         if x is raw:

@@ -82,3 +82,21 @@ def test_cpu_backend_routes_silu_mul_through_c():
     import kernels
 
     assert kernels.select_backend("cpu").silu_mul is cpu_native.silu_mul
+
+
+@pytest.mark.parametrize("b, v, pad", [(1, 5, 0), (3, 70, 0), (64, 49152, 0), (4, 1000, 37)])
+def test_apply_bitmask_matches_the_torch_bias(b, v, pad):
+    gen = torch.Generator().manual_seed(v)
+    logits = torch.randn(b, v + pad, generator=gen)  # padded vocabulary: strided rows
+    raw = logits[:, :v]
+    words = (v + 31) // 32
+    bits = torch.randint(-2**31, 2**31 - 1, (b, words + 2), generator=gen, dtype=torch.int32)[:, :words]
+    want = ref.apply_bitmask(raw, bits, v)
+    got = cpu_native.apply_bitmask(raw, bits, v, torch.empty(b, v))
+    assert torch.equal(got, want)  # the same values, -inf included
+
+
+def test_cpu_backend_samples_with_the_c_mask():
+    import kernels
+
+    assert kernels.select_backend("cpu").sample.keywords["apply_mask"] is cpu_native.apply_bitmask
