@@ -26,13 +26,13 @@ import numpy as np
 
 from ._gc import no_gc
 from .nfa import Nfa, RuleDfa
-from .pda import END, EXIT, MARK, Level, Pda, truncate, truncate_stack
-from .vocab import Vocabulary, pack_bits
+from .pda import END, EXIT, MARK, Level, Pda, truncate_stack
+from .vocab import Vocabulary
 
 LEVELS = (4, 16, 64)
 MASK_LRU = 4096
 STACK_LRU = 8192  # single-stack masks (the union of a configuration's is its mask)
-BUDGET_LRU = 512  # configurations whose token-by-room groups are kept (closing before the limit)
+BUDGET_LRU = 1024  # stacks whose token-by-room groups are kept (closing before the limit)
 STEP_MEMO = 200_000
 
 
@@ -120,47 +120,52 @@ class CompiledGrammar:
         more bytes (EOS when `config` can end now), or None when every token the grammar allows
         here leaves enough room (then the ordinary mask is the answer).
 
-        Per configuration (cached, LRU): one trie walk from its top frames groups the tokens by
-        the length of the shortest completion they lead to; a token that pops below those frames
-        counts the cheapest way out of the frames cut off.  Context-dependent tokens are left out
-        of the groups (the budget mask is a subset of the exact one)."""
+        Per stack (a token's room from a configuration is its best room from one of the stacks,
+        as with masks; cached, LRU): one trie walk from the stack's top frames groups the tokens
+        by the length of the shortest completion they lead to; a token that pops below those
+        frames counts the cheapest way out of the frames cut off.  Context-dependent tokens are
+        left out of the groups (the budget mask is a subset of the exact one)."""
         with self._lock:
-            longest, lengths, unions = _lru(self._budget_profiles, config, self._budget_profile, BUDGET_LRU)
-        if longest <= budget:
+            profiles = [_lru(self._budget_profiles, st, self._budget_profile, BUDGET_LRU) for st in config if st]
+        if all(longest <= budget for longest, _, _ in profiles):
             return None
-        i = bisect_right(lengths, budget)  # unions[i - 1]: every group that fits (do not mutate)
-        words = unions[i - 1] if i else np.zeros(self.vocab.num_words, dtype=np.int32)
-        return words | self._eos if END in config else words
+        words = self._eos.copy() if END in config else np.zeros(self.vocab.num_words, dtype=np.int32)
+        for _, lengths, unions in profiles:
+            i = bisect_right(lengths, budget)  # unions[i - 1]: every group that fits
+            if i:
+                words |= unions[i - 1]
+        return words
 
-    def _budget_profile(self, config: frozenset) -> tuple[float, list, list]:
-        """(longest completion after any allowed token, the completion lengths ascending, for
-        each length the words of the tokens whose completion is at most that long)."""
+    def _budget_profile(self, stack: tuple) -> tuple[float, list, list]:
+        """(longest completion after any token allowed from `stack`, the completion lengths
+        ascending, for each length the words of the tokens whose completion is at most that long)."""
         with no_gc():  # a cold walk interns many configurations: see _gc.py
-            return self._budget_groups(config)
+            return self._budget_groups(stack)
 
-    def _budget_groups(self, config: frozenset) -> tuple[float, list, list]:
+    def _budget_groups(self, stack: tuple) -> tuple[float, list, list]:
         sc = self._shortest_index()
         level = self.levels[0]
         k = level.k
-        cid = level.intern(truncate(config, k))
+        cid = level.intern(frozenset((truncate_stack(stack, k),)))
         ends, any_dependent = level.token_end_states(cid)  # [n walkable] config ids, 0 = rejected
-        below = min((sum(sc.best(d) for d in st[:-k]) for st in config if len(st) > k), default=0)
-        by_length: dict[float, list[int]] = {}
-        for c in np.unique(ends[ends != 0]).tolist():
-            n = min((0 if not st else
-                     sum(sc.best(d) for d in st[1:]) + below if st[0] == MARK else
-                     sum(sc.best(d) for d in st)) for st in level.configs[c])
-            by_length.setdefault(n, []).append(c)
-        lengths, unions = sorted(by_length), []
-        pick = np.zeros(len(level.configs), dtype=bool)
+        below = sum(sc.best(d) for d in stack[:-k]) if len(stack) > k else 0
+        live = np.unique(ends[ends != 0])
+        room = np.full(len(level.configs), np.inf)  # [configs] shortest completion after each end
+        for c in live.tolist():
+            room[c] = min((0 if not st else
+                           sum(sc.best(d) for d in st[1:]) + below if st[0] == MARK else
+                           sum(sc.best(d) for d in st)) for st in level.configs[c])
+        tok_room = room[ends]  # [n walkable]; inf: rejected or context-dependent
+        lengths = sorted(set(room[live].tolist()))
+        unions, words = [], np.zeros(self.vocab.num_words, dtype=np.int32)
         for n in lengths:  # cumulative: a budget takes every group up to it in one lookup
-            pick[by_length[n]] = True
-            allowed = np.zeros(self.vocab.size, dtype=bool)
-            allowed[self.vocab.token_ids[pick[ends]]] = True
-            unions.append(pack_bits(allowed, self.vocab.num_words))
+            ids = self.vocab.token_ids[tok_room == n]
+            words = words.copy()
+            np.bitwise_or.at(words, ids >> 5, (np.uint32(1) << (ids & 31).astype(np.uint32)).view(np.int32))
+            unions.append(words)
         # context-dependent tokens are not in any group: their room is unknown, so a budget
         # mask is needed whenever they exist
-        longest = float("inf") if any_dependent else max(by_length, default=0)
+        longest = float("inf") if any_dependent else (lengths[-1] if lengths else 0)
         return longest, lengths, unions
 
     def shortest_completion(self, config: frozenset) -> bytes | None:

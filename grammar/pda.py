@@ -96,9 +96,6 @@ def truncate_stack(st: tuple, k: int) -> tuple:
     return st if len(st) <= k else (MARK,) + st[-k:]
 
 
-def truncate(config: frozenset, k: int) -> frozenset:
-    return frozenset(st if len(st) <= k else (MARK,) + st[-k:] for st in config)
-
 
 class Level:
     """Interned k-truncated configurations, their byte table and their cached token masks."""
