@@ -9,7 +9,8 @@ grammar built from it never emits an invalid value. Where we cut, the cut is lis
 - hostname: up to 4 labels of 1-63 letters/digits/hyphens (<= 255 chars by construction,
   but RFC 1123 caps at 253: labels are therefore limited to 62 characters).
 - ipv4: dotted quad without leading zeros. ipv6: RFC 4291 text forms (no zone ids).
-- uri / uri-reference: RFC 3986 characters (unreserved, reserved, %XX); uri requires a scheme.
+- uri / uri-reference: RFC 3986 characters (unreserved, reserved, %XX); uri requires a scheme;
+  a relative reference has no ':' before its first '/', '?' or '#' (RFC 3986 path-noscheme).
 """
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ _IPV6 = "(?:" + "|".join([
 ]) + ")"
 _URI_CHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?#]|%[0-9A-Fa-f]{2})"
 _SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]*"
+# a character of a relative reference's first path segment: no ':' (RFC 3986 path-noscheme:
+# "a:b" would read as a scheme) and none of the delimiters that end the segment
+_SEGMENT_NC = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=@]|%[0-9A-Fa-f]{2})"
 _HEX = "[0-9a-fA-F]"
 
 FORMATS: dict[str, str] = {
@@ -61,7 +65,7 @@ FORMATS: dict[str, str] = {
     "ipv6": _IPV6,
     "uuid": rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}",
     "uri": rf"{_SCHEME}:{_URI_CHAR}*",
-    "uri-reference": rf"(?:{_SCHEME}:)?{_URI_CHAR}*",
+    "uri-reference": rf"{_SCHEME}:{_URI_CHAR}*|{_SEGMENT_NC}*(?:[/?#]{_URI_CHAR}*)?",
 }
 
 

@@ -89,6 +89,10 @@ def test_formats():
     check({"type": "string", "format": "ipv4"}, ["192.168.0.1", "0.0.0.0"], ["256.1.1.1", "01.1.1.1"], oracle=False)
     check({"type": "string", "format": "date-time"}, ["2024-05-01T12:30:00Z", "2024-05-01T12:30:00.5+02:00"],
           ["2024-05-01 12:30:00", "2024-05-01T12:30:00"], oracle=False)
+    # a relative reference has no ':' before its first '/', '?' or '#' (MaskBench caught "://")
+    check({"type": "string", "format": "uri-reference"},
+          ["https://x.org/a?b#c", "//host:80/p", "a/b:c", "?q", "#f", "", "../x"], ["://", "1:b", ":x", "a b"],
+          oracle=False)
 
 
 def test_object_order_optional_and_additional():
