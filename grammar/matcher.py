@@ -144,7 +144,9 @@ class CompiledGrammar:
 
     def _budget_groups(self, stack: tuple) -> tuple[float, list, list]:
         sc = self._shortest_index()
-        level = self.levels[0]
+        # the deepest level: real outputs rarely nest 64 frames deep, so the walk sees whole
+        # stacks and the room it counts is exact
+        level = self.levels[-1]
         k = level.k
         cid = level.intern(frozenset((truncate_stack(stack, k),)))
         ends, any_dependent = level.token_end_states(cid)  # [n walkable] config ids, 0 = rejected
@@ -152,9 +154,7 @@ class CompiledGrammar:
         live = np.unique(ends[ends != 0])
         room = np.full(len(level.configs), np.inf)  # [configs] shortest completion after each end
         for c in live.tolist():
-            room[c] = min((0 if not st else
-                           sum(sc.best(d) for d in st[1:]) + below if st[0] == MARK else
-                           sum(sc.best(d) for d in st)) for st in level.configs[c])
+            room[c] = min((self._room(st, sc, below, k, len(stack) > k) for st in level.configs[c]), default=np.inf)
         tok_room = room[ends]  # [n walkable]; inf: rejected or context-dependent
         lengths = sorted(set(room[live].tolist()))
         unions, words = [], np.zeros(self.vocab.num_words, dtype=np.int32)
@@ -167,6 +167,20 @@ class CompiledGrammar:
         # mask is needed whenever they exist
         longest = float("inf") if any_dependent else (lengths[-1] if lengths else 0)
         return longest, lengths, unions
+
+    @staticmethod
+    def _room(st: tuple, sc, below: float, k: int, cut: bool) -> float:
+        """The shortest completion from an end stack of a budget walk.  Under MARK sit the frames
+        cut off: exactly the start stack's own (`below`) only when the start was cut and the
+        token left fewer than k frames above them; a full window may have pushed more frames out
+        of sight, so its room is unknown (inf: the token is left out, never let through)."""
+        if not st:
+            return 0
+        if st[0] != MARK:
+            return sum(sc.best(d) for d in st)
+        if not cut or len(st) - 1 >= k:
+            return np.inf
+        return sum(sc.best(d) for d in st[1:]) + below
 
     def shortest_completion(self, config: frozenset) -> bytes | None:
         """The bytes of one shortest way to finish from `config` (b"" if it can end now)."""

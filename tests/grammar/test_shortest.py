@@ -61,6 +61,40 @@ def test_budget_mask_keeps_exactly_the_tokens_that_can_still_finish(smollm2_voca
         assert m.accept_token(rng.choice(choices))
 
 
+@pytest.mark.parametrize("prefix", [b'{"dimensions": {"radius": 1, "x":["a", ""',
+                                    b'{"dimensions": {"radius": 1, "x":[[["a", "b",""'])
+def test_budget_mask_is_sound_where_tokens_push_past_the_cache_window(prefix):
+    """Every token a budget mask allows can still finish within the budget, checked token by token
+    on a small vocabulary whose tokens open several frames at once (deeper than the 4-frame
+    level: the room of such a token once counted none of the frames it pushed out of sight)."""
+    schema = {"type": "object", "required": ["dimensions", "shape"], "properties": {
+        "dimensions": {"type": "object", "required": ["radius"], "properties": {"radius": {"type": "number"}}},
+        "shape": {"type": "string"}}}
+    tokens = [bytes([b]) for b in range(32, 127)] + [b',"', b'""', b'", "', b'"]}', b'[["', b'",""', b'{"a":[["',
+                                                      b'"x":[[["', b'],"', b'"]},"', b"<eos>"]
+    vocab = Vocabulary(tokens, eos_token_ids=[len(tokens) - 1])
+    grammar = GrammarCompiler(vocab).compile_json_schema(schema)
+    m = grammar.matcher()
+    assert m.accept_bytes(prefix)
+    row = allocate_bitmask(1, vocab.size)[0]
+    for step in range(12):
+        need = len(m.shortest_completion())
+        for budget in range(need, need + 6):
+            words = grammar.budget_mask(m.config, budget)
+            if words is None:
+                continue
+            for t in allowed_ids(words, vocab.size):
+                if t in vocab.eos_token_ids:
+                    continue
+                probe = grammar.matcher()
+                probe._history = [m.config]
+                assert probe.accept_token(t)
+                assert len(probe.shortest_completion()) <= budget, (budget, tokens[t])
+        m.fill_bitmask(row)
+        choices = [t for t in allowed_ids(row, vocab.size) if t not in vocab.eos_token_ids]
+        assert m.accept_token(random.Random(step).choice(choices))
+
+
 def test_budget_mask_with_no_room_allows_only_eos_at_the_end(smollm2_vocab):
     grammar = GrammarCompiler(smollm2_vocab).compile_regex(r"ab(c|dddd)")
     m = grammar.matcher()
