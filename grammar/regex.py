@@ -90,7 +90,9 @@ class _Parser:
         while self.p.startswith("(?", self.i) and self.peek(2).isalpha() and self.peek(2) != "P":
             j = self.p.find(")", self.i)
             letters = self.p[self.i + 2: j] if j > 0 else ""
-            if not letters.isalpha() or any(c not in "imsua" for c in letters):
+            if not letters.isalpha():  # a scoped group such as (?i:...): the atom parser's
+                break
+            if any(c not in "imsua" for c in letters):
                 raise self.error(f"unsupported inline flags {letters!r}")
             self.flags |= set(letters)
             self.i = j + 1

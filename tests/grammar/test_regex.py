@@ -73,3 +73,10 @@ def test_anchors_per_alternative_match_python_search(pattern):
     for _ in range(200):
         s = "".join(rng.choice("ab x(|)y0f-") for _ in range(rng.randint(0, 6)))
         assert accepts(ir.Grammar({"start": node}), s.encode()) == (re.search(pattern, s) is not None), s
+
+
+def test_scoped_flags_at_the_start_of_an_alternative():
+    """Lark writes case-insensitive literal alternatives as (?:(?i:COUNT)|(?i:SUM))."""
+    node = parse_regex("(?:(?i:COUNT)|(?i:SUM))")
+    for text, ok in (("count", True), ("SuM", True), ("COUNTSUM", False), ("avg", False)):
+        assert accepts(ir.Grammar({"start": node}), text.encode()) == ok, text
