@@ -38,9 +38,12 @@ class GrammarCompiler:
             if got is not None:
                 self._cache.move_to_end(key)
                 return got
-        with no_gc():
-            grammar, warnings = build()
-            compiled = CompiledGrammar(prepare(grammar), self.vocab, warnings)
+        try:
+            with no_gc():
+                grammar, warnings = build()
+                compiled = CompiledGrammar(prepare(grammar), self.vocab, warnings)
+        except RecursionError:  # a clear error for the one request, never a crash
+            raise GrammarError("the grammar nests too deeply to compile") from None
         with self._lock:
             self._cache[key] = compiled
             while len(self._cache) > self.cache_size:
@@ -49,8 +52,11 @@ class GrammarCompiler:
 
     def compile_grammar(self, grammar: ir.Grammar) -> CompiledGrammar:
         """The IR directly (not cached: IR grammars are not hashable by value)."""
-        with no_gc():
-            return CompiledGrammar(prepare(grammar), self.vocab)
+        try:
+            with no_gc():
+                return CompiledGrammar(prepare(grammar), self.vocab)
+        except RecursionError:
+            raise GrammarError("the grammar nests too deeply to compile") from None
 
     def compile_regex(self, pattern: str) -> CompiledGrammar:
         return self._cached(("regex", pattern),

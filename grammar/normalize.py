@@ -52,25 +52,17 @@ def _rebuild(node, fn):
     return node
 
 
-def _shared_once(fn):
-    """fn, computed once per node object for the life of the wrapper: a subtree shared by many
-    parents (an automaton label on thousands of edges) is rewritten once, not once per parent."""
+def _map_leaves(node, fn):
+    """fn on every node, top-down (a node fn changes is not entered), each shared subtree
+    rewritten once (an automaton label on thousands of edges), not once per parent."""
     memo: dict[int, tuple] = {}
 
-    def once(node):
-        got = memo.get(id(node))
-        if got is None or got[0] is not node:
-            got = memo[id(node)] = (node, fn(node))
-        return got[1]
-
-    return once
-
-
-def _map_leaves(node, fn):
-    @_shared_once
     def visit(n):
-        out = fn(n)
-        return out if out is not n else _rebuild(n, visit)
+        got = memo.get(id(n))  # inline, not a wrapper: deep schemas need every stack frame
+        if got is None or got[0] is not n:
+            out = fn(n)
+            got = memo[id(n)] = (n, out if out is not n else _rebuild(n, visit))
+        return got[1]
 
     return visit(node)
 
@@ -356,11 +348,17 @@ def _inline(rules: dict, start: str, frames: frozenset = frozenset()) -> dict:
         expand(n)
         return esize[n] <= INLINE_TINY or uses[n] == 1 or esize[n] * uses[n] <= INLINE_BUDGET
 
-    @_shared_once
+    done: dict[int, tuple] = {}  # each shared subtree substituted once
+
     def subst(node):
-        if isinstance(node, ir.Ref) and node.name in rules and inlinable(node.name):
-            return memo[node.name]
-        return _rebuild(node, subst)
+        got = done.get(id(node))
+        if got is None or got[0] is not node:
+            if isinstance(node, ir.Ref) and node.name in rules and inlinable(node.name):
+                out = memo[node.name]
+            else:
+                out = _rebuild(node, subst)
+            got = done[id(node)] = (node, out)
+        return got[1]
 
     def expand(n: str) -> ir.Node:
         if n not in memo:
@@ -405,8 +403,13 @@ def _hoist_repeats(rules: dict) -> dict:
         return src == dst
 
     def visitor(owner: str):
-        @_shared_once
-        def visit(node):
+        seen: dict[int, tuple] = {}  # each shared subtree visited once per owner
+        hoisted: dict[int, tuple] = {}
+
+        def visit(node):  # the memo inline, not a wrapper: deep schemas need every stack frame
+            got = seen.get(id(node))
+            if got is not None and got[0] is node:
+                return got[1]
             if isinstance(node, ir.Repeat) and node.max is not None:
                 item = visit(node.item)
                 n = size(item)
@@ -415,20 +418,28 @@ def _hoist_repeats(rules: dict) -> dict:
                     count[0] += 1
                     name = f"{owner}~item{count[0]}"
                     out[name] = item
-                    return ir.Repeat(ir.Ref(name), node.min, node.max)
-                return node if item is node.item else ir.Repeat(item, node.min, node.max)
-            if isinstance(node, ir.Automaton) and size(node) > HOIST_LIMIT:
-                return ir.Automaton(node.start, node.finals, tuple((q, hoist(label), r) for q, label, r in node.edges))
-            return _rebuild(node, visit)
+                    res = ir.Repeat(ir.Ref(name), node.min, node.max)
+                else:
+                    res = node if item is node.item else ir.Repeat(item, node.min, node.max)
+            elif isinstance(node, ir.Automaton) and size(node) > HOIST_LIMIT:
+                res = ir.Automaton(node.start, node.finals, tuple((q, hoist(label), r) for q, label, r in node.edges))
+            else:
+                res = _rebuild(node, visit)
+            seen[id(node)] = (node, res)
+            return res
 
-        @_shared_once
         def hoist(label):
-            if size(label) < HOIST_ITEM or any(reaches(x, owner) for x in _lead(label, nullable)[0]):
-                return visit(label)
-            count[0] += 1
-            name = f"{owner}~label{count[0]}"
-            out[name] = visit(label)
-            return ir.Ref(name)
+            got = hoisted.get(id(label))
+            if got is None or got[0] is not label:
+                if size(label) < HOIST_ITEM or any(reaches(x, owner) for x in _lead(label, nullable)[0]):
+                    ref = visit(label)
+                else:
+                    count[0] += 1
+                    name = f"{owner}~label{count[0]}"
+                    out[name] = visit(label)
+                    ref = ir.Ref(name)
+                got = hoisted[id(label)] = (label, ref)
+            return got[1]
 
         return visit
 

@@ -160,3 +160,13 @@ def test_warmup_precomputes_without_changing_masks(compiler):
         assert (row_a == row_b).all()
         assert ma.accept_token(tok) and mb.accept_token(tok)
     assert len(warm.levels[0].masks) == cached  # the walk never left the explored states
+
+
+def test_a_grammar_too_deep_to_compile_is_a_grammar_error(compiler):
+    """Nesting past Python's recursion limit is a clear GrammarError for that grammar alone."""
+    node = ir.Literal(b"x")
+    for _ in range(5000):
+        node = ir.Seq((ir.Literal(b"["), node, ir.Literal(b"]")))
+    with pytest.raises(GrammarError, match="nests too deeply"):
+        compiler.compile_grammar(ir.Grammar({"start": node}))
+    assert compiler.compile_grammar(ir.Grammar({"start": ir.Literal(b"ok")})).matcher().accept_bytes(b"ok")
