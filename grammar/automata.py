@@ -143,21 +143,8 @@ class Dfa:
 
     @classmethod
     def from_nfa(cls, nfa: CharNfa) -> "Dfa":
-        first = nfa.closure([nfa.start])
-        index, sets, trans = {first: 0}, [first], []
-        while len(trans) < len(sets):
-            cur = sets[len(trans)]
-            row = []
-            for lo, hi, ts in _split([edge for s in cur for edge in nfa.edges[s]]):
-                key = nfa.closure(ts)
-                d = index.get(key)
-                if d is None:
-                    d = index[key] = len(sets)
-                    sets.append(key)
-                    if len(sets) > MAX_STATES:
-                        raise TooLarge
-                row.append((lo, hi, d))
-            trans.append(row)
+        sets, trans = _explore(nfa.closure([nfa.start]), lambda cur, state: [
+            (lo, hi, state(nfa.closure(ts))) for lo, hi, ts in _split([e for s in cur for e in nfa.edges[s]])])
         return cls(trans, {q for q, st in enumerate(sets) if not st.isdisjoint(nfa.finals)})
 
     @classmethod
@@ -178,7 +165,22 @@ class Dfa:
         return Dfa(trans, set(range(dead + 1)) - self.finals, self.start).trim()
 
     def intersect(self, other: "Dfa") -> "Dfa":
-        return _product(self, other, lambda a, b: a and b)
+        x, y = self, other
+
+        def row(pair, state):  # both rows are sorted and disjoint: merge them
+            p, q = pair
+            out, j, ry = [], 0, y.trans[q]
+            for a, b, t in x.trans[p]:
+                while j < len(ry) and ry[j][1] < a:
+                    j += 1
+                k = j
+                while k < len(ry) and ry[k][0] <= b:
+                    out.append((max(a, ry[k][0]), min(b, ry[k][1]), state((t, ry[k][2]))))
+                    k += 1
+            return out
+
+        pairs, trans = _explore((x.start, y.start), row)
+        return Dfa(trans, {i for i, (p, q) in enumerate(pairs) if p in x.finals and q in y.finals}).trim()
 
     def union(self, other: "Dfa") -> "Dfa":
         return self.complement().intersect(other.complement()).complement()
@@ -186,23 +188,14 @@ class Dfa:
     def with_length(self, lo: int, hi: int | None) -> "Dfa":
         """This language restricted to lo..hi characters (hi None: unbounded)."""
         cap = hi if hi is not None else lo  # counts saturate at lo when there is no upper bound
-        index, pairs, trans = {(self.start, 0): 0}, [(self.start, 0)], []
-        while len(trans) < len(pairs):
-            q, c = pairs[len(trans)]
-            row = []
+
+        def row(pair, state):
+            q, c = pair
             n = c + 1 if c < cap else (None if hi is not None else cap)
-            if n is not None:
-                for a, b, t in self.trans[q]:
-                    d = index.get((t, n))
-                    if d is None:
-                        d = index[(t, n)] = len(pairs)
-                        pairs.append((t, n))
-                        if len(pairs) > MAX_STATES:
-                            raise TooLarge
-                    row.append((a, b, d))
-            trans.append(row)
-        finals = {i for i, (q, c) in enumerate(pairs) if q in self.finals and c >= lo}
-        return Dfa(trans, finals).trim()
+            return [] if n is None else [(a, b, state((t, n))) for a, b, t in self.trans[q]]
+
+        pairs, trans = _explore((self.start, 0), row)
+        return Dfa(trans, {i for i, (q, c) in enumerate(pairs) if q in self.finals and c >= lo}).trim()
 
     def trim(self) -> "Dfa":
         """Keep the states on some path from the start to a final state (renumbered, start 0);
@@ -251,41 +244,41 @@ def _gaps(lo: int, hi: int) -> list[tuple[int, int]]:
     return normalize_ranges([(lo, hi)]) if lo <= hi else []
 
 
-def _product(x: Dfa, y: Dfa, keep) -> Dfa:
-    index, pairs, trans = {(x.start, y.start): 0}, [(x.start, y.start)], []
-    while len(trans) < len(pairs):
-        p, q = pairs[len(trans)]
-        row, j, ry = [], 0, y.trans[q]
-        for a, b, t in x.trans[p]:  # both rows are sorted and disjoint: merge them
-            while j < len(ry) and ry[j][1] < a:
-                j += 1
-            k = j
-            while k < len(ry) and ry[k][0] <= b:
-                lo, hi = max(a, ry[k][0]), min(b, ry[k][1])
-                key = (t, ry[k][2])
-                d = index.get(key)
-                if d is None:
-                    d = index[key] = len(pairs)
-                    pairs.append(key)
-                    if len(pairs) > MAX_STATES:
-                        raise TooLarge
-                row.append((lo, hi, d))
-                k += 1
-        trans.append(row)
-    finals = {i for i, (p, q) in enumerate(pairs) if keep(p in x.finals, q in y.finals)}
-    return Dfa(trans, finals).trim()
+def _explore(first, row_of) -> tuple[list, list]:
+    """Breadth-first construction of a DFA whose states are keys (first: the start, state 0):
+    row_of(key, state) is the key's row [(lo, hi, target id)], state(k) the id of key k (new
+    keys queued; past MAX_STATES, TooLarge).  Returns (keys by id, rows by id)."""
+    index, keys, trans = {first: 0}, [first], []
+
+    def state(key) -> int:
+        d = index.get(key)
+        if d is None:
+            d = index[key] = len(keys)
+            keys.append(key)
+            if len(keys) > MAX_STATES:
+                raise TooLarge
+        return d
+
+    while len(trans) < len(keys):
+        trans.append(row_of(keys[len(trans)], state))
+    return keys, trans
+
+
+def language(node: ir.Node, lo: int = 0, hi: int | None = None, also: ir.Node | None = None) -> Dfa:
+    """The strings of regex IR `node` that have lo..hi characters and (when given) also match
+    regex IR `also`, as a DFA (TooLarge past MAX_STATES)."""
+    dfa = Dfa.from_ir(node)
+    if also is not None:
+        dfa = dfa.intersect(Dfa.from_ir(also))
+    if lo or hi is not None:
+        dfa = dfa.with_length(lo, hi)
+    return dfa
 
 
 def restrict(node: ir.Node, lo: int = 0, hi: int | None = None, also: ir.Node | None = None) -> ir.Node | None:
-    """The strings of regex IR `node` that have lo..hi characters and (when given) also match
-    regex IR `also`, as IR; None when the automata grow past MAX_STATES."""
+    """language(...) as IR; None when the automata grow past MAX_STATES."""
     try:
-        dfa = Dfa.from_ir(node)
-        if also is not None:
-            dfa = dfa.intersect(Dfa.from_ir(also))
-        if lo or hi is not None:
-            dfa = dfa.with_length(lo, hi)
-        return dfa.to_ir()
+        return language(node, lo, hi, also).to_ir()
     except TooLarge:
         return None
 

@@ -127,7 +127,6 @@ def _key_regions(lw, pats: dict, declared: list[str], addl, ptr: str, base: str)
     additionalProperties where no pattern matches.  None past MAX_PATTERNS or the automaton
     bound (the caller then falls back)."""
     from grammar import automata
-    from grammar.json_merge import both
     from grammar.json_scalars import to_json_text
 
     keys = list(pats)
@@ -185,6 +184,7 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
     min_p, max_p = schema.get("minProperties", 0), schema.get("maxProperties")
     cap = max(min_p, max_p or 0, 1)  # counts saturate here; c == 0 still means "nothing emitted"
     after, before = _dependencies(lw, schema, items, extra is not None, ptr)
+    targets = frozenset().union(*before.values())  # names whose emission later members check
     names: dict[tuple, str] = {}
 
     def state(i: int, c: int, owed: frozenset, seen: frozenset) -> Node:
@@ -213,7 +213,6 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
         lw.rules[name] = alt(parts) if parts else NOTHING
         return lw.ref(name)
 
-    targets = frozenset().union(*before.values()) if before else frozenset()
     return seq((Literal(b"{"), WS, state(0, 0, frozenset(), frozenset()), WS, Literal(b"}")))
 
 

@@ -12,8 +12,6 @@ at once, "exactly one" equals "at least one". `provably_disjoint` is conservativ
 from __future__ import annotations
 
 _ALL = {"null", "boolean", "object", "array", "string", "number", "integer"}
-_STRING_KEYS = {"type", "pattern", "format", "minLength", "maxLength", "title", "description", "default",
-                "examples", "$comment"}
 MAX_DEPTH = 4
 
 
@@ -69,23 +67,18 @@ def provably_disjoint(lw, a, b, base: str, depth: int = 0) -> bool:
 
 def _string_dfa(lw, s: dict):
     """The decoded strings schema `s` allows, as a DFA (None: keywords beyond pattern, format
-    and lengths, or an automaton past the bound)."""
+    and lengths)."""
     from grammar import automata
     from grammar.formats import format_pattern
+    from grammar.json_schema import IGNORED, STRING_KEYWORDS
 
-    if any(k not in _STRING_KEYS for k in s):
+    if any(k != "type" and k not in STRING_KEYWORDS and k not in IGNORED for k in s):
         return None
-    parts = []
-    if "pattern" in s:
-        parts.append(lw.regex(s["pattern"], "", search=True))
+    regexes = [lw.regex(s["pattern"], "", search=True)] if "pattern" in s else []
     if "format" in s and format_pattern(s["format"]) is not None:
-        parts.append(lw.regex(format_pattern(s["format"]), "", search=False))
-    dfa = automata.Dfa.from_ir(parts[0] if parts else lw.regex(r"[\s\S]*", "", search=False))
-    for extra in parts[1:]:
-        dfa = dfa.intersect(automata.Dfa.from_ir(extra))
-    if "minLength" in s or "maxLength" in s:
-        dfa = dfa.with_length(s.get("minLength", 0), s.get("maxLength"))
-    return dfa
+        regexes.append(lw.regex(format_pattern(s["format"]), "", search=False))
+    regexes = regexes or [lw.regex(r"[\s\S]*", "", search=False)]
+    return automata.language(regexes[0], s.get("minLength", 0), s.get("maxLength"), *regexes[1:])
 
 
 def _strings_disjoint(lw, a: dict, b: dict) -> bool:

@@ -7,10 +7,9 @@ when it is allowed from one of C's stacks (a PDA step acts on each stack alone),
                | dependent(trunc(s, 4)) & accepted(trunc(s, 16))
                | ... & accepted(trunc(s, 64))
                | exact byte-by-byte check of the tokens still dependent
-Keying the level walks by single stacks, not whole configurations, is what makes them shared: the
-stack inside a JSON string is the same for every string property (one full-vocabulary walk per
-grammar), while the object-rule stack beside it, whose next byte must be the closing quote, walks
-a few hundred trie nodes.  Each level's table and masks are built on demand and cached forever
+Keying the level walks by single stacks, not whole configurations, lets a stack met in several
+configurations (a string's interior next to different alternatives, a value position reached
+along different paths) be walked once.  Each level's table and masks are built on demand and cached forever
 (keys repeat across requests); the final mask is cached by C in a bounded LRU, so a steady-state
 step is one dict lookup and one row copy.  The lazily grown caches are guarded by one lock per
 grammar.

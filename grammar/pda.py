@@ -96,7 +96,6 @@ def truncate_stack(st: tuple, k: int) -> tuple:
     return st if len(st) <= k else (MARK,) + st[-k:]
 
 
-
 class Level:
     """Interned k-truncated configurations, their byte table and their cached token masks."""
 
@@ -197,12 +196,12 @@ class Level:
         """The C walk (native.py) and the C verdicts (gs_finish, over the nodes walked only)."""
         v, lib = self.vocab, self.native
         self._native_states(cid)
-        arrays, (_, _, p_state, p_flag, _, _, p_touched, _), (*_, p_tok_lo, p_tok) = self._scratch
+        (*_, n_touched), (_, _, p_state, p_flag, _, _, p_touched, _), (*_, p_tok_lo, p_tok) = self._scratch
         acc = np.zeros(v.num_words, dtype=np.int32)  # [W]
         dep = np.zeros(v.num_words, dtype=np.int32)  # [W]
         seen = np.zeros(len(self.configs), dtype=np.uint8)  # [configs]
         succ = np.empty(min(len(self.configs), v.token_ids.size), dtype=np.int32)
-        n = lib.gs_finish(p_state, p_flag, p_touched, int(arrays[7][0]), p_tok_lo, p_tok,
+        n = lib.gs_finish(p_state, p_flag, p_touched, int(n_touched[0]), p_tok_lo, p_tok,
                           acc.ctypes.data, dep.ctypes.data, seen.ctypes.data, succ.ctypes.data)
         self.successors[cid] = np.sort(succ[:n])
         return acc, dep, bool(dep.any())

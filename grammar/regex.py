@@ -326,10 +326,10 @@ def regex_anchors(pattern: str) -> tuple[bool, bool]:
     return parser.anchored[0], parser.anchored[1]
 
 
-def _split_top(p: str) -> list[str] | None:
-    """The top-level alternatives of pattern text (escapes and classes skipped); None if the
-    parentheses do not balance (the parser reports it)."""
-    out, depth, start, i = [], 0, 0, 0
+def _structure(p: str):
+    """(index, char) of the pattern text's structural characters: escapes and character classes
+    are skipped whole, so every '(' ')' '|' yielded is a real group or alternation."""
+    i = 0
     while i < len(p):
         c = p[i]
         if c == "\\":
@@ -342,6 +342,15 @@ def _split_top(p: str) -> list[str] | None:
                 j += 2 if p[j] == "\\" else 1
             i = j + 1
             continue
+        yield i, c
+        i += 1
+
+
+def _split_top(p: str) -> list[str] | None:
+    """The top-level alternatives of pattern text; None if the parentheses do not balance (the
+    parser reports it)."""
+    out, depth, start = [], 0, 0
+    for i, c in _structure(p):
         if c == "(":
             depth += 1
         elif c == ")":
@@ -349,7 +358,6 @@ def _split_top(p: str) -> list[str] | None:
         elif c == "|" and depth == 0:
             out.append(p[start:i])
             start = i + 1
-        i += 1
     out.append(p[start:])
     return out if depth == 0 else None
 
@@ -359,27 +367,12 @@ def _unwrap(p: str) -> str | None:
     head = 3 if p.startswith("(?:") else 1 if p.startswith("(") and not p.startswith("(?") else 0
     if not head or not p.endswith(")"):
         return None
-    parts = _split_top(p[head:-1])
-    if parts is None:  # the first "(" closes before the end
-        return None
-    depth, i = 0, 0
-    while i < len(p) - 1:  # the first "(" must stay open until the last character
-        c = p[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "[":
-            j = i + 1 + (p[i + 1: i + 2] == "^")
-            j += p[j: j + 1] == "]"
-            while j < len(p) and p[j] != "]":
-                j += 2 if p[j] == "\\" else 1
-            i = j + 1
-            continue
+    depth = 0
+    for _, c in _structure(p[:-1]):  # the first "(" must stay open until the last character
         depth += (c == "(") - (c == ")")
         if depth == 0:
             return None
-        i += 1
-    return p[head:-1]
+    return p[head:-1] if depth == 1 else None
 
 
 def _alternatives(pattern: str) -> list[str]:
