@@ -29,6 +29,7 @@ class ModelRunnerOutput:
 class ModelRunner:
     def __init__(self, loaded: LoadedModel, num_blocks: int, block_size: int, device: str = "cpu") -> None:
         self.model = loaded.model
+        self.model.pack()  # matmul weights into the kernel backend's layout, once
         self.cfg = loaded.config
         self.vocab_size = len(loaded.tokenizer)
         self.block_size = block_size

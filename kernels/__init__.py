@@ -3,7 +3,8 @@
 Imports nothing of ours. Every Triton kernel has a pure-torch reference in `kernels.reference`
 (its specification). The backend is chosen once: `select_backend(device)` returns the Triton
 ops for a CUDA device and the torch ops otherwise (on the CPU, single-query decode rows, the
-MLP's SiLU-and-multiply and the sampler's grammar mask go through the C kernels of `kernels.cpu_native` when they build); the
+MLP's SiLU-and-multiply and the sampler's grammar mask go through the C kernels of `kernels.cpu_native` when they build,
+and float32 linears through oneDNN with pre-packed weights, `kernels.cpu_linear`); the
 module-level names below are bound at
 import time for the default device (CUDA when available). Triton is imported only when the
 Triton backend is selected, so a CPU-only install needs no triton.
@@ -28,6 +29,9 @@ class KernelBackend:
     paged_attention: Callable[..., torch.Tensor]
     gather_kv: Callable[..., torch.Tensor]
     silu_mul: Callable[[torch.Tensor], torch.Tensor]  # [T, 2I] gate|up -> [T, I] silu(gate) * up
+    # pack_linear(weight [N, K]) -> handle, once at load; linear(x, handle, bias) == F.linear
+    pack_linear: Callable[[torch.Tensor], object] = reference.pack_linear
+    linear: Callable[..., torch.Tensor] = reference.linear
 
 
 def select_backend(device: torch.device | str) -> KernelBackend:
@@ -37,13 +41,16 @@ def select_backend(device: torch.device | str) -> KernelBackend:
 
         return KernelBackend("triton", sampling.sample_triton, attention.write_kv, attention.paged_attention,
                              gather_kv, reference.silu_mul)
-    from kernels import cpu_native
+    from kernels import cpu_linear, cpu_native
 
     attention, silu_mul, sample = reference.paged_attention, reference.silu_mul, reference.sample_reference
     if cpu_native.load() is not None:  # decode rows straight from the cache, in C
         attention = functools.partial(reference.paged_attention, decode_fn=cpu_native.decode_fn)
         silu_mul = cpu_native.silu_mul
         sample = functools.partial(reference.sample_reference, apply_mask=cpu_native.apply_bitmask)
+    if cpu_linear.available():  # float32 weights pre-packed for oneDNN
+        return KernelBackend("torch", sample, reference.write_kv, attention, gather_kv, silu_mul,
+                             cpu_linear.pack, cpu_linear.linear)
     return KernelBackend("torch", sample, reference.write_kv, attention, gather_kv, silu_mul)
 
 
@@ -52,10 +59,14 @@ sample = BACKEND.sample
 write_kv = BACKEND.write_kv
 paged_attention = BACKEND.paged_attention
 silu_mul = BACKEND.silu_mul
+pack_linear = BACKEND.pack_linear
+linear = BACKEND.linear
 
 __all__ = [
     "BACKEND",
     "KernelBackend",
+    "linear",
+    "pack_linear",
     "SamplerOutput",
     "SamplingTensors",
     "gather_kv",

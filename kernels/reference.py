@@ -30,6 +30,16 @@ import torch
 import torch.nn.functional as F
 
 
+def pack_linear(weight: torch.Tensor) -> torch.Tensor:
+    """The reference keeps a linear's [N, K] weight as it is (backends may re-lay it out once)."""
+    return weight
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x [..., K] @ weight[N, K].T + bias: what every backend's `linear` must equal."""
+    return F.linear(x, weight, bias)
+
+
 def write_kv(
     k_cache: torch.Tensor,  # [num_blocks, block_size, Hkv, D]
     v_cache: torch.Tensor,  # [num_blocks, block_size, Hkv, D]

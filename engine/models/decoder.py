@@ -45,12 +45,19 @@ class DecoderLayer(nn.Module):
         # rows: [gate (I) | up (I)]
         self.gate_up_proj = nn.Linear(h, 2 * cfg.intermediate_size, bias=cfg.mlp_bias, dtype=dt)
         self.down_proj = nn.Linear(cfg.intermediate_size, h, bias=cfg.mlp_bias, dtype=dt)
+        self.packed: dict[str, object] | None = None  # kernels.pack_linear handles, see DecoderLM.pack
+
+    def proj(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        linear = getattr(self, name)
+        if self.packed is None:
+            return F.linear(x, linear.weight, linear.bias)
+        return kernels.linear(x, self.packed[name], linear.bias)
 
     def attention(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, batch: ForwardBatch, kv: KVCache
     ) -> torch.Tensor:
         t, hq, hkv, d = x.shape[0], self.num_heads, self.num_kv_heads, self.head_dim
-        qkv = self.qkv_proj(x)  # [T, (Hq + 2 Hkv) D]
+        qkv = self.proj("qkv_proj", x)  # [T, (Hq + 2 Hkv) D]
         qk = qkv[:, : self.q_size + self.kv_size].view(t, hq + hkv, d)  # [T, Hq + Hkv, D]
         v = qkv[:, self.q_size + self.kv_size :].view(t, hkv, d)  # [T, Hkv, D]
         if self.q_norm is not None:  # per-head RMSNorm, q and k with their own weights
@@ -64,14 +71,14 @@ class DecoderLayer(nn.Module):
             q, k_cache, v_cache, batch.query_start_loc, batch.seq_lens, batch.block_tables,
             self.scale, self.window, max_query_len=batch.max_query_len,
         )  # [T, Hq, D]
-        return self.o_proj(out.reshape(t, self.q_size))  # [T, H]
+        return self.proj("o_proj", out.reshape(t, self.q_size))  # [T, H]
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, batch: ForwardBatch, kv: KVCache
     ) -> torch.Tensor:
         h = x + self.attention(F.rms_norm(x, x.shape[-1:], self.input_norm, self.eps), cos, sin, batch, kv)
-        gate_up = self.gate_up_proj(F.rms_norm(h, h.shape[-1:], self.post_norm, self.eps))  # [T, 2I]
-        return h + self.down_proj(kernels.silu_mul(gate_up))  # [T, H]
+        gate_up = self.proj("gate_up_proj", F.rms_norm(h, h.shape[-1:], self.post_norm, self.eps))  # [T, 2I]
+        return h + self.proj("down_proj", kernels.silu_mul(gate_up))  # [T, H]
 
 
 class DecoderLM(nn.Module):
@@ -85,6 +92,7 @@ class DecoderLM(nn.Module):
         if not cfg.tie_word_embeddings:
             self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False, dtype=cfg.dtype)
         self.register_buffer("rope_table", torch.empty(0), persistent=False)
+        self.packed_head = None  # kernels.pack_linear handle of output_weight, see pack()
         self.init_buffers()
 
     def init_buffers(self) -> None:
@@ -109,11 +117,38 @@ class DecoderLM(nn.Module):
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """[N, H] -> [N, V] float32."""
+        if self.packed_head is not None:
+            return kernels.linear(hidden.to(self.cfg.dtype), self.packed_head).float()
         return F.linear(hidden.to(self.cfg.dtype), self.output_weight).float()
+
+    _PROJECTIONS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
+
+    @torch.no_grad()
+    def pack(self, pack_linear=None) -> None:
+        """Hand every matmul weight to the kernel backend's `pack_linear` once, after loading.
+
+        On the CPU that re-lays float32 weights out for oneDNN (kernels/cpu_linear.py); the
+        layers' own weights are then released (the packed copy replaces them), so a packed model
+        cannot load a checkpoint again. The LM head is packed beside the embedding it may share.
+        """
+        if self.packed_head is not None:
+            return
+        pack_linear = pack_linear or kernels.pack_linear
+        for layer in self.layers:
+            packed = {name: pack_linear(getattr(layer, name).weight) for name in self._PROJECTIONS}
+            if all(handle is getattr(layer, name).weight for name, handle in packed.items()):
+                return  # this backend keeps plain weights: nothing to pack
+            for name in self._PROJECTIONS:
+                linear = getattr(layer, name)
+                linear.weight = nn.Parameter(torch.empty(0, dtype=linear.weight.dtype), requires_grad=False)
+            layer.packed = packed
+        self.packed_head = pack_linear(self.output_weight)
 
     @torch.no_grad()
     def load_hf_state_dict(self, state_dict: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy HF-named weights in (fusing q/k/v and gate/up); raise on missing or unknown names."""
+        if self.packed_head is not None:
+            raise RuntimeError("this model's weights were packed for the kernels; build a new one to load weights")
         items = state_dict.items() if isinstance(state_dict, Mapping) else state_dict
         filled: set[str] = set()
         for name, tensor in items:

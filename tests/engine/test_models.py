@@ -9,6 +9,8 @@ import pytest
 import torch
 import transformers
 
+import kernels
+
 from engine.forward_batch import ForwardBatch
 from engine.models import DecoderLM, ModelConfig, RopeConfig
 from engine.models.rope import inv_frequencies
@@ -71,9 +73,14 @@ def build_pair(name: str, seed: int = 0):
     return hf, ours, cfg
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "packed"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_prefill_then_decode_matches_hf(name):
+def test_prefill_then_decode_matches_hf(name, packed):
     hf, ours, cfg = build_pair(name)
+    if packed:  # the engine's layout: weights handed to the kernel backend (oneDNN on the CPU)
+        ours.pack()
+        if kernels.BACKEND.pack_linear is not kernels.reference.pack_linear:
+            assert ours.layers[0].packed is not None and ours.packed_head is not None
     g = torch.Generator().manual_seed(1)
     lens, prompt_lens = [14, 11], [9, 3]
     seqs = [torch.randint(0, cfg.vocab_size, (n,), generator=g).tolist() for n in lens]
@@ -97,6 +104,15 @@ def test_prefill_then_decode_matches_hf(name):
                 done[b] += 1
     assert max(diffs) < 1e-4, f"{name}: max abs logit diff {max(diffs):.3g}"
     assert expected[0].abs().max() > 0.1  # the comparison is not between two zero tensors
+
+
+def test_packed_model_refuses_a_second_load():
+    hf, ours, _ = build_pair("llama")
+    ours.pack()
+    if ours.packed_head is None:
+        pytest.skip("this kernel backend keeps plain weights")
+    with pytest.raises(RuntimeError, match="packed"):
+        ours.load_hf_state_dict(hf.state_dict())
 
 
 def test_config_flags():
