@@ -30,6 +30,8 @@ class KernelBackend:
     gather_kv: Callable[..., torch.Tensor]
     silu_mul: Callable[[torch.Tensor], torch.Tensor]  # [T, 2I] gate|up -> [T, I] silu(gate) * up
     # pack_linear(weight [N, K]) -> handle, once at load; linear(x, handle, bias) == F.linear
+    # add_rms_norm(x, residual | None, weight, eps) -> (x + residual, rms_norm(x + residual) * weight)
+    add_rms_norm: Callable[..., tuple[torch.Tensor, torch.Tensor]] = reference.add_rms_norm
     pack_linear: Callable[[torch.Tensor], object] = reference.pack_linear
     linear: Callable[..., torch.Tensor] = reference.linear
 
@@ -44,14 +46,16 @@ def select_backend(device: torch.device | str) -> KernelBackend:
     from kernels import cpu_linear, cpu_native
 
     attention, silu_mul, sample = reference.paged_attention, reference.silu_mul, reference.sample_reference
+    add_rms_norm = reference.add_rms_norm
     if cpu_native.load() is not None:  # decode rows straight from the cache, in C
         attention = functools.partial(reference.paged_attention, decode_fn=cpu_native.decode_fn)
-        silu_mul = cpu_native.silu_mul
+        silu_mul, add_rms_norm = cpu_native.silu_mul, cpu_native.add_rms_norm
         sample = functools.partial(reference.sample_reference, apply_mask=cpu_native.apply_bitmask)
+    pack_linear, linear = reference.pack_linear, reference.linear
     if cpu_linear.available():  # float32 weights pre-packed for oneDNN
-        return KernelBackend("torch", sample, reference.write_kv, attention, gather_kv, silu_mul,
-                             cpu_linear.pack, cpu_linear.linear)
-    return KernelBackend("torch", sample, reference.write_kv, attention, gather_kv, silu_mul)
+        pack_linear, linear = cpu_linear.pack, cpu_linear.linear
+    return KernelBackend("torch", sample, reference.write_kv, attention, gather_kv, silu_mul, add_rms_norm,
+                         pack_linear, linear)
 
 
 BACKEND = select_backend("cuda" if torch.cuda.is_available() else "cpu")
@@ -59,12 +63,14 @@ sample = BACKEND.sample
 write_kv = BACKEND.write_kv
 paged_attention = BACKEND.paged_attention
 silu_mul = BACKEND.silu_mul
+add_rms_norm = BACKEND.add_rms_norm
 pack_linear = BACKEND.pack_linear
 linear = BACKEND.linear
 
 __all__ = [
     "BACKEND",
     "KernelBackend",
+    "add_rms_norm",
     "linear",
     "pack_linear",
     "SamplerOutput",

@@ -22,6 +22,9 @@ set to -inf, in one pass (the torch path expands the bits into a [B, V] bias and
 SiLU-and-multiply.  `silu(gate) * up` on the two halves of the fused gate|up output is two torch
 passes over strided views plus a temporary; `gs_silu_mul` is one pass into a contiguous [T, I].
 
+RMSNorm.  `gs_add_rms_norm` adds the residual and normalizes in one pass per row (torch's rms_norm
+is six small ops, ~0.3 ms on a 64-row decode activation, 61 times a step).
+
 Built like Triton builds kernels: compiled once per machine with the system C compiler
 (-O3 -march=native -fopenmp, reassociated sums, no -ffast-math) into ~/.cache/gramserve (or
 $GRAMSERVE_CACHE), loaded with ctypes (which releases the GIL during the call, so the grammar
@@ -219,6 +222,29 @@ void gs_silu_mul(const float *gu, float *out, int64_t T, int64_t I) {
         for (int64_t i = 0; i < I; i++) o[i] = g[i] / (1.f + gs_exp(-g[i])) * u[i];
     }
 }
+
+/* RMSNorm with the residual add in front: s = x + res (written to sum_out; no add when res is
+   NULL), out = s / sqrt(mean(s^2) + eps) * w, one row of H per t.  torch's rms_norm on a [64, 576]
+   decode activation is six small ops (~0.3 ms); this is one pass. */
+void gs_add_rms_norm(const float *x, const float *res, const float *w, float *sum_out, float *out,
+                     int64_t T, int64_t H, float eps) {
+    #pragma omp parallel for schedule(static) if (T * H >= 65536)
+    for (int64_t t = 0; t < T; t++) {
+        const float *xr = x + t * H;
+        float *o = out + t * H;
+        const float *s = xr;
+        if (res) {
+            const float *rr = res + t * H;
+            float *so = sum_out + t * H;
+            for (int64_t i = 0; i < H; i++) so[i] = xr[i] + rr[i];
+            s = so;
+        }
+        float acc = 0.f;
+        for (int64_t i = 0; i < H; i++) acc += s[i] * s[i];
+        const float r = 1.f / sqrtf(acc / (float)H + eps);
+        for (int64_t i = 0; i < H; i++) o[i] = s[i] * r * w[i];
+    }
+}
 """
 
 # Never -ffast-math: linking it sets flush-to-zero for the whole process (subnormals vanish in
@@ -273,6 +299,8 @@ def load() -> ctypes.CDLL | None:
                                              ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
             lib.gs_silu_mul.restype = None
             lib.gs_silu_mul.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2
+            lib.gs_add_rms_norm.restype = None
+            lib.gs_add_rms_norm.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 2 + [ctypes.c_float]
             _lib = lib
         except (OSError, subprocess.SubprocessError):
             _lib = None
@@ -342,3 +370,22 @@ def apply_bitmask(raw: torch.Tensor, bitmask: torch.Tensor, vocab_size: int,
         out = torch.empty(b, v, dtype=raw.dtype)
     lib.gs_apply_bitmask(raw.data_ptr(), raw.stride(0), bitmask.data_ptr(), bitmask.stride(0), out.data_ptr(), b, v)
     return out
+
+
+def add_rms_norm(
+    x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s, rms_norm(s) * weight) with s = x + residual (s = x when residual is None): one C pass
+    for contiguous float32 [T, H] CPU tensors, reference.add_rms_norm otherwise."""
+    lib = load()
+    tensors = (x, weight) if residual is None else (x, residual, weight)
+    if (lib is None or x.dim() != 2 or any(t.device.type != "cpu" or t.dtype != torch.float32
+                                           or not t.is_contiguous() or t.requires_grad for t in tensors)
+            or (residual is not None and residual.shape != x.shape) or weight.shape != x.shape[-1:]):
+        return reference.add_rms_norm(x, residual, weight, eps)
+    t, h = x.shape
+    out = torch.empty_like(x)
+    total = x if residual is None else torch.empty_like(x)
+    lib.gs_add_rms_norm(x.data_ptr(), 0 if residual is None else residual.data_ptr(), weight.data_ptr(),
+                        0 if residual is None else total.data_ptr(), out.data_ptr(), t, h, eps)
+    return total, out

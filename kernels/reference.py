@@ -30,6 +30,17 @@ import torch
 import torch.nn.functional as F
 
 
+def add_rms_norm(
+    x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """s = x + residual (x itself when residual is None); returns (s, RMSNorm(s) * weight).
+
+    The decoder's residual stream: each sub-layer's output is added to the residual and the sum is
+    normalized for the next sub-layer, so backends may fuse the add and the norm."""
+    total = x if residual is None else x + residual
+    return total, F.rms_norm(total, total.shape[-1:], weight, eps)
+
+
 def pack_linear(weight: torch.Tensor) -> torch.Tensor:
     """The reference keeps a linear's [N, K] weight as it is (backends may re-lay it out once)."""
     return weight

@@ -5,6 +5,9 @@
                 x = h + down(silu(gate) * up)(rms(h))        gate|up is one fused matmul
     hidden = rms(x)                                          [T, H], logits only for chosen rows
 
+Each residual add is fused with the norm that follows it (`kernels.add_rms_norm`): a layer takes
+(x, rms(x)) and returns (h, mlp output), and the next layer's input norm (or the final norm) adds.
+
 The flat batch (engine/forward_batch.py) is passed explicitly; no per-sequence Python loop lives
 here (the attention kernel owns that). q/k/v and gate/up are fused at load time, so a layer runs
 four matmuls. Parameter names of the checkpoint are HF's; `load_hf_state_dict` maps them.
@@ -74,11 +77,16 @@ class DecoderLayer(nn.Module):
         return self.proj("o_proj", out.reshape(t, self.q_size))  # [T, H]
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, batch: ForwardBatch, kv: KVCache
-    ) -> torch.Tensor:
-        h = x + self.attention(F.rms_norm(x, x.shape[-1:], self.input_norm, self.eps), cos, sin, batch, kv)
-        gate_up = self.proj("gate_up_proj", F.rms_norm(h, h.shape[-1:], self.post_norm, self.eps))  # [T, 2I]
-        return h + self.proj("down_proj", kernels.silu_mul(gate_up))  # [T, H]
+        self, residual: torch.Tensor, normed: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+        batch: ForwardBatch, kv: KVCache,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(residual x, rms(x) by input_norm) -> (h, mlp(rms(h) by post_norm)), h = x + attention.
+
+        The MLP output is returned unadded: the next norm adds it to h in the same pass."""
+        h, normed = kernels.add_rms_norm(self.attention(normed, cos, sin, batch, kv), residual, self.post_norm,
+                                         self.eps)
+        gate_up = self.proj("gate_up_proj", normed)  # [T, 2I]
+        return h, self.proj("down_proj", kernels.silu_mul(gate_up))  # [T, H] each
 
 
 class DecoderLM(nn.Module):
@@ -111,9 +119,13 @@ class DecoderLM(nn.Module):
         x = self.embed_tokens(batch.input_ids)  # [T, H]
         cos, sin = self.rope_table[batch.positions].chunk(2, dim=-1)  # [T, D/2] each
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # [T, 1, D/2], broadcast over heads
-        for layer, kv in zip(self.layers, kv_caches, strict=True):
-            x = layer(x, cos, sin, batch, kv)
-        return F.rms_norm(x, x.shape[-1:], self.norm, self.cfg.rms_norm_eps)
+        eps = self.cfg.rms_norm_eps
+        residual, normed = kernels.add_rms_norm(x, None, self.layers[0].input_norm, eps)
+        for i, (layer, kv) in enumerate(zip(self.layers, kv_caches, strict=True)):
+            h, mlp_out = layer(residual, normed, cos, sin, batch, kv)
+            next_norm = self.layers[i + 1].input_norm if i + 1 < len(self.layers) else self.norm
+            residual, normed = kernels.add_rms_norm(mlp_out, h, next_norm, eps)  # x = h + mlp(h), normed
+        return normed
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """[N, H] -> [N, V] float32."""

@@ -5,6 +5,7 @@ import functools
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from kernels import cpu_native
 from kernels import reference as ref
@@ -82,6 +83,36 @@ def test_cpu_backend_routes_silu_mul_through_c():
     import kernels
 
     assert kernels.select_backend("cpu").silu_mul is cpu_native.silu_mul
+
+
+@pytest.mark.parametrize("t, h, with_residual", [(1, 8, True), (64, 576, True), (300, 576, False), (7, 33, True)])
+def test_add_rms_norm_matches_torch(t, h, with_residual):
+    gen = torch.Generator().manual_seed(t + h)
+    x = torch.randn(t, h, generator=gen) * 3
+    res = torch.randn(t, h, generator=gen) if with_residual else None
+    w = torch.randn(h, generator=gen)
+    want_sum, want = ref.add_rms_norm(x, res, w, 1e-5)
+    got_sum, got = cpu_native.add_rms_norm(x, res, w, 1e-5)
+    assert torch.equal(got_sum, want_sum)  # one float add, the same in both
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert (got - F.rms_norm(x if res is None else x + res, (h,), w, 1e-5)).abs().max() < 1e-5
+
+
+def test_add_rms_norm_falls_back_for_views_and_other_dtypes():
+    x, w = torch.randn(6, 40), torch.randn(20)
+    view = x[:, ::2]
+    assert all(torch.equal(a, b) for a, b in zip(cpu_native.add_rms_norm(view, None, w, 1e-6),
+                                                 ref.add_rms_norm(view, None, w, 1e-6)))
+    xd = torch.randn(3, 20, dtype=torch.float64)
+    got = cpu_native.add_rms_norm(xd, xd, w.double(), 1e-6)
+    assert got[1].dtype == torch.float64 and torch.equal(got[1], ref.add_rms_norm(xd, xd, w.double(), 1e-6)[1])
+    assert kernels_backend().add_rms_norm is cpu_native.add_rms_norm
+
+
+def kernels_backend():
+    import kernels
+
+    return kernels.select_backend("cpu")
 
 
 @pytest.mark.parametrize("b, v, pad", [(1, 5, 0), (3, 70, 0), (64, 49152, 0), (4, 1000, 37)])
