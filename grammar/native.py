@@ -13,9 +13,14 @@ depth-first; each visited child c gets state[c] = T[state[parent], byte] and fla
 has_exit[state[p]]; descend while the state is live (non-zero) or the flag is set.  A child whose
 T cell is still UNKNOWN is not descended: it is written to `blocked`, and its cell, marked
 PENDING so that it is asked for once, to `need` (as config * 256 + byte).  The caller fills the
-needed cells in Python and walks on from the blocked children with `resume`.  Returns the
+needed cells in Python and walks on from the blocked children with `resume` (`starts` may be
+the `blocked` array itself: every start is read before anything is written there).  Returns the
 number blocked.
 Every child written is appended to `touched` (gs_finish reads the verdicts from those only).
+With `selfloop` (per configuration, the 256-bit set of bytes whose known cell leads back to it;
+NULL disables this), a live child c whose `sub_bytes` all loop on its state is not descended:
+every token below it ends in that state, so c goes to `skipped` and gs_finish sets those tokens'
+verdicts from the depth-first token range of c (inside a JSON string most of the trie is skipped).
 """
 from __future__ import annotations
 
@@ -32,18 +37,29 @@ SOURCE = r"""
 #include <stdint.h>
 #define UNKNOWN (-2)
 #define PENDING (-3)
+/* c's whole subtree stays in ns: every byte below c loops on ns (selfloop: known cells only) */
+static inline int gs_skippable(const uint64_t *selfloop, const uint64_t *sub_bytes, int64_t c, int32_t ns) {
+    const uint64_t *sb = sub_bytes + c * 4, *sl = selfloop + (int64_t)ns * 4;
+    return !((sb[0] & ~sl[0]) | (sb[1] & ~sl[1]) | (sb[2] & ~sl[2]) | (sb[3] & ~sl[3]));
+}
+
 int64_t gs_walk(int32_t *T, const uint8_t *has_exit, const int64_t *child_lo,
                 const int64_t *child_hi, const uint8_t *last_byte, const int64_t *parent,
                 int32_t *state, uint8_t *flag, const int64_t *starts, int64_t n_starts,
                 int64_t resume, int64_t *stack, int64_t *blocked, int64_t *need, int64_t *n_need,
-                int64_t *touched, int64_t *n_touched) {
-    int64_t sp = 0, nb = 0, nn = 0, nt = *n_touched;
+                int64_t *touched, int64_t *n_touched, const uint64_t *selfloop,
+                const uint64_t *sub_bytes, int64_t *skipped, int64_t *n_skipped) {
+    int64_t sp = 0, nb = 0, nn = 0, nt = *n_touched, ns_ = *n_skipped;
     for (int64_t i = 0; i < n_starts; i++) {
         const int64_t c = starts[i];
         if (resume) {  /* a child blocked last round: its cell is filled now */
             const int32_t ns = T[(int64_t)state[parent[c]] * 256 + last_byte[c]];
             state[c] = ns;
             if (ns == 0 && !flag[c]) continue;
+            if (selfloop && child_lo[c] < child_hi[c] && gs_skippable(selfloop, sub_bytes, c, ns)) {
+                skipped[ns_++] = c;
+                continue;
+            }
         }
         stack[sp++] = c;
     }
@@ -64,21 +80,34 @@ int64_t gs_walk(int32_t *T, const uint8_t *has_exit, const int64_t *child_lo,
                 continue;
             }
             state[c] = ns;
-            if (ns != 0 || fl) stack[sp++] = c;
+            if (ns != 0 || fl) {
+                if (child_lo[c] == child_hi[c]) continue;  /* a leaf: nothing below to walk */
+                if (selfloop && gs_skippable(selfloop, sub_bytes, c, ns)) skipped[ns_++] = c;
+                else stack[sp++] = c;
+            }
         }
     }
     *n_need = nn;
     *n_touched = nt;
+    *n_skipped = ns_;
     return nb;
 }
 
 /* Tokens' verdicts from the walked node states, visiting only the nodes the walk wrote
    (touched[], a node may repeat): acc/dep bit words (zeroed by the caller), the distinct live end
    states into succ (seen[] zeroed, one byte per configuration id).  The tokens spelled by node
-   c are tok[tok_lo[c] .. tok_lo[c + 1]).  Returns the number of successors. */
+   c are tok[tok_lo[c] .. tok_lo[c + 1]).  A skipped node's strict descendants all end in its
+   state with its children's flag: sub_tok[sub_lo[c] .. sub_hi[c]).  Returns the number of
+   successors. */
+static inline void gs_set(uint32_t *bits, const int64_t *ids, int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; j++) bits[ids[j] >> 5] |= 1u << (ids[j] & 31);
+}
+
 int64_t gs_finish(const int32_t *state, const uint8_t *flag, const int64_t *touched, int64_t nt,
                   const int64_t *tok_lo, const int64_t *tok, uint32_t *acc, uint32_t *dep,
-                  uint8_t *seen, int32_t *succ) {
+                  uint8_t *seen, int32_t *succ, const int64_t *skipped, int64_t n_skipped,
+                  const int64_t *sub_lo, const int64_t *sub_hi, const int64_t *sub_tok,
+                  const uint8_t *has_exit) {
     int64_t ns = 0;
     for (int64_t i = 0; i < nt; i++) {
         const int64_t node = touched[i];
@@ -86,9 +115,20 @@ int64_t gs_finish(const int32_t *state, const uint8_t *flag, const int64_t *touc
         if (tok_lo[node] == tok_lo[node + 1]) continue;  /* a prefix only, no token ends here */
         if (st > 0) {
             if (!seen[st]) { seen[st] = 1; succ[ns++] = st; }
-            for (int64_t j = tok_lo[node]; j < tok_lo[node + 1]; j++) acc[tok[j] >> 5] |= 1u << (tok[j] & 31);
+            gs_set(acc, tok, tok_lo[node], tok_lo[node + 1]);
         } else if (flag[node]) {
-            for (int64_t j = tok_lo[node]; j < tok_lo[node + 1]; j++) dep[tok[j] >> 5] |= 1u << (tok[j] & 31);
+            gs_set(dep, tok, tok_lo[node], tok_lo[node + 1]);
+        }
+    }
+    for (int64_t i = 0; i < n_skipped; i++) {
+        const int64_t node = skipped[i];
+        const int32_t st = state[node];
+        if (sub_lo[node] == sub_hi[node]) continue;
+        if (st > 0) {
+            if (!seen[st]) { seen[st] = 1; succ[ns++] = st; }
+            gs_set(acc, sub_tok, sub_lo[node], sub_hi[node]);
+        } else if (flag[node] | has_exit[st]) {
+            gs_set(dep, sub_tok, sub_lo[node], sub_hi[node]);
         }
     }
     return ns;
@@ -130,9 +170,10 @@ def load() -> ctypes.CDLL | None:
                 _build(path)
             lib = ctypes.CDLL(path)
             lib.gs_walk.restype = ctypes.c_int64
-            lib.gs_walk.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6
+            lib.gs_walk.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 10
             lib.gs_finish.restype = ctypes.c_int64
-            lib.gs_finish.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] + [ctypes.c_void_p] * 6
+            lib.gs_finish.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] + [ctypes.c_void_p] * 7 \
+                + [ctypes.c_int64] + [ctypes.c_void_p] * 4
             _lib = lib
         except (OSError, subprocess.SubprocessError):
             _lib = None

@@ -13,6 +13,12 @@ children of a node are one contiguous range, and the children of a sorted node l
     last_byte   [N]   uint8  node -> its last byte
     child_lo/hi [N]   int64  node -> children are nodes child_lo..child_hi-1
     token_ids   [n]   int64  walkable token ids;  token_node [n] int64: the node spelling each
+    sub_bytes   [N,4] uint64 node -> the set of bytes on the edges strictly below it (256 bits)
+    sub_tok_lo/hi [N] int64  node -> the tokens strictly below it are sub_tokens[lo:hi]
+                             (tokens in depth-first order, so every subtree is one range)
+
+The last two let the walk skip a subtree whole: from a configuration that loops on every byte of
+`sub_bytes[c]` (a string's interior, whitespace, `.*`), every token below c ends where c does.
 """
 from __future__ import annotations
 
@@ -87,6 +93,31 @@ class Vocabulary:
         self.node_tokens = self.token_ids[order]
         self.node_tok_lo = np.concatenate([[0], np.cumsum(np.bincount(self.token_node, minlength=n))]).astype(np.int64)
         self.num_nodes = n
+        self._build_subtrees(ordered)
+
+    def _build_subtrees(self, ordered: list[bytes]) -> None:
+        n, parent = self.num_nodes, self.parent
+        sub = np.zeros((n, 4), dtype=np.uint64)  # [N, 4] bytes strictly below each node
+        size = np.ones(n, dtype=np.int64)  # [N] nodes in each subtree, itself included
+        own = np.zeros((n, 4), dtype=np.uint64)  # [N, 4] each node's last byte as a bit
+        own[np.arange(n), self.last_byte >> 6] = np.left_shift(np.uint64(1), (self.last_byte & 63).astype(np.uint64))
+        for j in range(len(self.depth_lo) - 2, 0, -1):  # deepest first: children before parents
+            idx = np.arange(self.depth_lo[j], self.depth_lo[j + 1])
+            contrib = sub[idx] | own[idx]
+            for w in range(4):
+                np.bitwise_or.at(sub[:, w], parent[idx], contrib[:, w])
+            np.add.at(size, parent[idx], size[idx])
+        self.sub_bytes = sub
+        # preorder rank = rank in byte-lexicographic order of the prefixes; a subtree is the range
+        # [pre, pre + size) and the tokens strictly below c have pre in (pre[c], pre[c] + size[c])
+        pre = np.empty(n, dtype=np.int64)
+        pre[sorted(range(n), key=ordered.__getitem__)] = np.arange(n)
+        tok_pre = pre[self.token_node]
+        order = np.argsort(tok_pre, kind="stable")
+        self.sub_tokens = self.token_ids[order]
+        sorted_pre = tok_pre[order]
+        self.sub_tok_lo = np.searchsorted(sorted_pre, pre, side="right").astype(np.int64)
+        self.sub_tok_hi = np.searchsorted(sorted_pre, pre + size, side="left").astype(np.int64)
 
     def __repr__(self) -> str:
         return f"Vocabulary(size={self.size}, eos={self.eos_token_ids}, hash={self.hash})"

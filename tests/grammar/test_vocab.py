@@ -57,6 +57,25 @@ def test_trie_layout():
     assert np.all(np.diff(v.parent) >= 0)
 
 
+def test_subtree_bytes_and_token_ranges():
+    toks = [b"ab", b"a", b"b", b"abc", b"<s>", b"", b"abd", b"ab", b"ba", b"c"]
+    v = Vocabulary(toks, special_token_ids=[4])
+    spelled = {}
+    for n in range(v.num_nodes):
+        s, node = b"", n
+        while node:
+            s, node = bytes([v.last_byte[node]]) + s, v.parent[node]
+        spelled[n] = s
+    for n in range(v.num_nodes):
+        below = [t for t in v.token_ids.tolist() if toks[t].startswith(spelled[n]) and toks[t] != spelled[n]]
+        assert sorted(v.sub_tokens[v.sub_tok_lo[n]:v.sub_tok_hi[n]].tolist()) == sorted(below)
+        bits = set()
+        for t in below:
+            bits |= set(toks[t][len(spelled[n]):])
+        got = {b for b in range(256) if (int(v.sub_bytes[n, b >> 6]) >> (b & 63)) & 1}
+        assert got == bits, spelled[n]
+
+
 @pytest.mark.slow
 def test_smollm2_tokens_decode_like_the_tokenizer(smollm2_tokenizer, smollm2_vocab):
     for tid in range(17, smollm2_vocab.size, 97):
