@@ -32,6 +32,8 @@ class KernelBackend:
     # pack_linear(weight [N, K]) -> handle, once at load; linear(x, handle, bias) == F.linear
     # add_rms_norm(x, residual | None, weight, eps) -> (x + residual, rms_norm(x + residual) * weight)
     add_rms_norm: Callable[..., tuple[torch.Tensor, torch.Tensor]] = reference.add_rms_norm
+    # rope_write_kv(qkv, Hq, Hkv, rope_table, positions, k_cache, v_cache, slots) -> rotated q [T, Hq, D]
+    rope_write_kv: Callable[..., torch.Tensor] = reference.rope_write_kv
     pack_linear: Callable[[torch.Tensor], object] = reference.pack_linear
     linear: Callable[..., torch.Tensor] = reference.linear
 
@@ -46,16 +48,17 @@ def select_backend(device: torch.device | str) -> KernelBackend:
     from kernels import cpu_linear, cpu_native
 
     attention, silu_mul, sample = reference.paged_attention, reference.silu_mul, reference.sample_reference
-    add_rms_norm = reference.add_rms_norm
+    add_rms_norm, rope_write_kv = reference.add_rms_norm, reference.rope_write_kv
     if cpu_native.load() is not None:  # decode rows straight from the cache, in C
         attention = functools.partial(reference.paged_attention, decode_fn=cpu_native.decode_fn)
         silu_mul, add_rms_norm = cpu_native.silu_mul, cpu_native.add_rms_norm
+        rope_write_kv = cpu_native.rope_write_kv
         sample = functools.partial(reference.sample_reference, apply_mask=cpu_native.apply_bitmask)
     pack_linear, linear = reference.pack_linear, reference.linear
     if cpu_linear.available():  # float32 weights pre-packed for oneDNN
         pack_linear, linear = cpu_linear.pack, cpu_linear.linear
     return KernelBackend("torch", sample, reference.write_kv, attention, gather_kv, silu_mul, add_rms_norm,
-                         pack_linear, linear)
+                         rope_write_kv, pack_linear, linear)
 
 
 BACKEND = select_backend("cuda" if torch.cuda.is_available() else "cpu")
@@ -64,6 +67,7 @@ write_kv = BACKEND.write_kv
 paged_attention = BACKEND.paged_attention
 silu_mul = BACKEND.silu_mul
 add_rms_norm = BACKEND.add_rms_norm
+rope_write_kv = BACKEND.rope_write_kv
 pack_linear = BACKEND.pack_linear
 linear = BACKEND.linear
 
@@ -77,6 +81,7 @@ __all__ = [
     "SamplingTensors",
     "gather_kv",
     "paged_attention",
+    "rope_write_kv",
     "sample",
     "select_backend",
     "silu_mul",

@@ -22,6 +22,9 @@ set to -inf, in one pass (the torch path expands the bits into a [B, V] bias and
 SiLU-and-multiply.  `silu(gate) * up` on the two halves of the fused gate|up output is two torch
 passes over strided views plus a temporary; `gs_silu_mul` is one pass into a contiguous [T, I].
 
+Rotary embedding and KV write.  `gs_rope_kv` rotates q and k straight out of the fused q|k|v
+projection and writes k and v into their cache slots in the same pass.
+
 RMSNorm.  `gs_add_rms_norm` adds the residual and normalizes in one pass per row (torch's rms_norm
 is six small ops, ~0.3 ms on a 64-row decode activation, 61 times a step).
 
@@ -223,6 +226,30 @@ void gs_silu_mul(const float *gu, float *out, int64_t T, int64_t I) {
     }
 }
 
+/* Rotary embedding on q and k of the fused q|k|v projection output, k and v written to their
+   cache slots, rotated q to q_out [T, Hq, D]: one pass instead of the slicing, four multiplies,
+   a concatenation and two index copies of the torch path.  table [P, D]: cos | sin halves. */
+void gs_rope_kv(const float *qkv, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, const float *table,
+                const int64_t *pos, const int64_t *slots, float *kc, float *vc, float *q_out) {
+    const int64_t half = D / 2, width = (Hq + 2 * Hkv) * D;
+    #pragma omp parallel for schedule(static) if (T * width >= 65536)
+    for (int64_t t = 0; t < T; t++) {
+        const float *row = qkv + t * width, *cs = table + pos[t] * D, *sn = cs + half;
+        const int64_t slot = slots[t];
+        for (int64_t h = 0; h < Hq + Hkv; h++) {
+            const float *x = row + h * D;
+            float *o = h < Hq ? q_out + (t * Hq + h) * D : (slot >= 0 ? kc + (slot * Hkv + h - Hq) * D : 0);
+            if (!o) continue;
+            for (int64_t i = 0; i < half; i++) {
+                const float a = x[i], b = x[i + half];
+                o[i] = a * cs[i] - b * sn[i];
+                o[i + half] = b * cs[i] + a * sn[i];
+            }
+        }
+        if (slot >= 0) memcpy(vc + slot * Hkv * D, row + (Hq + Hkv) * D, sizeof(float) * (size_t)(Hkv * D));
+    }
+}
+
 /* RMSNorm with the residual add in front: s = x + res (written to sum_out; no add when res is
    NULL), out = s / sqrt(mean(s^2) + eps) * w, one row of H per t.  torch's rms_norm on a [64, 576]
    decode activation is six small ops (~0.3 ms); this is one pass. */
@@ -299,6 +326,8 @@ def load() -> ctypes.CDLL | None:
                                              ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
             lib.gs_silu_mul.restype = None
             lib.gs_silu_mul.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2
+            lib.gs_rope_kv.restype = None
+            lib.gs_rope_kv.argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 6
             lib.gs_add_rms_norm.restype = None
             lib.gs_add_rms_norm.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 2 + [ctypes.c_float]
             _lib = lib
@@ -389,3 +418,23 @@ def add_rms_norm(
     lib.gs_add_rms_norm(x.data_ptr(), 0 if residual is None else residual.data_ptr(), weight.data_ptr(),
                         0 if residual is None else total.data_ptr(), out.data_ptr(), t, h, eps)
     return total, out
+
+
+def rope_write_kv(qkv, num_heads, num_kv_heads, rope_table, positions, k_cache, v_cache, slot_mapping):
+    """reference.rope_write_kv in one C pass for contiguous float32 CPU tensors (torch otherwise)."""
+    lib = load()
+    tensors = (qkv, rope_table, k_cache, v_cache)
+    d = rope_table.shape[-1]
+    if (lib is None or qkv.dim() != 2 or d % 2 or qkv.shape[1] != (num_heads + 2 * num_kv_heads) * d
+            or any(t.device.type != "cpu" or t.dtype != torch.float32 or not t.is_contiguous() or t.requires_grad
+                   for t in tensors)
+            or k_cache.shape[-2:] != (num_kv_heads, d) or v_cache.shape != k_cache.shape):
+        return reference.rope_write_kv(qkv, num_heads, num_kv_heads, rope_table, positions, k_cache, v_cache,
+                                       slot_mapping)
+    t = qkv.shape[0]
+    pos = positions.to(torch.int64).contiguous()
+    slots = slot_mapping.to(torch.int64).contiguous()
+    q = torch.empty(t, num_heads, d, dtype=qkv.dtype)
+    lib.gs_rope_kv(qkv.data_ptr(), t, num_heads, num_kv_heads, d, rope_table.data_ptr(), pos.data_ptr(),
+                   slots.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), q.data_ptr())
+    return q

@@ -67,6 +67,29 @@ def write_kv(
     v_cache.view(nb * bs, hkv, d).index_copy_(0, slot_mapping, v.to(v_cache.dtype))
 
 
+def rope_write_kv(
+    qkv: torch.Tensor,  # [T, (Hq + 2 Hkv) D] the fused projection's output: q | k | v
+    num_heads: int,
+    num_kv_heads: int,
+    rope_table: torch.Tensor,  # [P, D] cos in the first half, sin in the second
+    positions: torch.Tensor,  # [T] int64
+    k_cache: torch.Tensor,  # [num_blocks, block_size, Hkv, D]
+    v_cache: torch.Tensor,  # [num_blocks, block_size, Hkv, D]
+    slot_mapping: torch.Tensor,  # [T] int64 (< 0: not written)
+) -> torch.Tensor:  # [T, Hq, D] rotated queries
+    """Rotary embedding (rotate-half form: halves are the real and imaginary parts) on q and k,
+    then k and v scattered into their cache slots; returns the rotated queries."""
+    t, d = qkv.shape[0], rope_table.shape[1]
+    qk = qkv[:, : (num_heads + num_kv_heads) * d].view(t, num_heads + num_kv_heads, d)
+    v = qkv[:, (num_heads + num_kv_heads) * d :].view(t, num_kv_heads, d)
+    cos, sin = rope_table[positions].chunk(2, dim=-1)  # [T, D/2] each
+    cos, sin = cos[:, None], sin[:, None]
+    x1, x2 = qk.chunk(2, dim=-1)
+    qk = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+    write_kv(k_cache, v_cache, qk[:, num_heads:], v, slot_mapping)
+    return qk[:, :num_heads]
+
+
 def gather_kv(
     cache: torch.Tensor,  # [num_blocks, block_size, Hkv, D]
     block_tables: torch.Tensor,  # [B, M] int

@@ -56,20 +56,22 @@ class DecoderLayer(nn.Module):
             return F.linear(x, linear.weight, linear.bias)
         return kernels.linear(x, self.packed[name], linear.bias)
 
-    def attention(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, batch: ForwardBatch, kv: KVCache
-    ) -> torch.Tensor:
+    def attention(self, x: torch.Tensor, rope_table: torch.Tensor, batch: ForwardBatch, kv: KVCache) -> torch.Tensor:
         t, hq, hkv, d = x.shape[0], self.num_heads, self.num_kv_heads, self.head_dim
         qkv = self.proj("qkv_proj", x)  # [T, (Hq + 2 Hkv) D]
-        qk = qkv[:, : self.q_size + self.kv_size].view(t, hq + hkv, d)  # [T, Hq + Hkv, D]
-        v = qkv[:, self.q_size + self.kv_size :].view(t, hkv, d)  # [T, Hkv, D]
-        if self.q_norm is not None:  # per-head RMSNorm, q and k with their own weights
+        k_cache, v_cache = kv
+        if self.q_norm is None:  # rotate q and k, write k and v to the cache: one kernel
+            q = kernels.rope_write_kv(qkv, hq, hkv, rope_table, batch.positions, k_cache, v_cache,
+                                      batch.slot_mapping)  # [T, Hq, D]
+        else:  # Qwen3: per-head RMSNorm on q and k (their own weights) before the rotation
+            qk = qkv[:, : self.q_size + self.kv_size].view(t, hq + hkv, d)  # [T, Hq + Hkv, D]
+            v = qkv[:, self.q_size + self.kv_size :].view(t, hkv, d)  # [T, Hkv, D]
             qk = torch.cat([F.rms_norm(qk[:, :hq], (d,), self.q_norm, self.eps),
                             F.rms_norm(qk[:, hq:], (d,), self.k_norm, self.eps)], dim=1)
-        qk = apply_rotary(qk, cos, sin)  # q and k heads rotated in one pass
-        q, k = qk[:, :hq], qk[:, hq:]  # [T, Hq, D], [T, Hkv, D]
-        k_cache, v_cache = kv
-        kernels.write_kv(k_cache, v_cache, k, v, batch.slot_mapping)
+            cos, sin = rope_table[batch.positions].chunk(2, dim=-1)  # [T, D/2] each
+            qk = apply_rotary(qk, cos.unsqueeze(1), sin.unsqueeze(1))  # q and k heads in one pass
+            q = qk[:, :hq]  # [T, Hq, D]
+            kernels.write_kv(k_cache, v_cache, qk[:, hq:], v, batch.slot_mapping)
         out = kernels.paged_attention(
             q, k_cache, v_cache, batch.query_start_loc, batch.seq_lens, batch.block_tables,
             self.scale, self.window, max_query_len=batch.max_query_len,
@@ -77,13 +79,12 @@ class DecoderLayer(nn.Module):
         return self.proj("o_proj", out.reshape(t, self.q_size))  # [T, H]
 
     def forward(
-        self, residual: torch.Tensor, normed: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-        batch: ForwardBatch, kv: KVCache,
+        self, residual: torch.Tensor, normed: torch.Tensor, rope_table: torch.Tensor, batch: ForwardBatch, kv: KVCache,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(residual x, rms(x) by input_norm) -> (h, mlp(rms(h) by post_norm)), h = x + attention.
 
         The MLP output is returned unadded: the next norm adds it to h in the same pass."""
-        h, normed = kernels.add_rms_norm(self.attention(normed, cos, sin, batch, kv), residual, self.post_norm,
+        h, normed = kernels.add_rms_norm(self.attention(normed, rope_table, batch, kv), residual, self.post_norm,
                                          self.eps)
         gate_up = self.proj("gate_up_proj", normed)  # [T, 2I]
         return h, self.proj("down_proj", kernels.silu_mul(gate_up))  # [T, H] each
@@ -117,12 +118,10 @@ class DecoderLM(nn.Module):
     def forward(self, batch: ForwardBatch, kv_caches: list[KVCache]) -> torch.Tensor:
         """Run every layer over the flat batch; returns final-normed hidden states [T, H]."""
         x = self.embed_tokens(batch.input_ids)  # [T, H]
-        cos, sin = self.rope_table[batch.positions].chunk(2, dim=-1)  # [T, D/2] each
-        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # [T, 1, D/2], broadcast over heads
         eps = self.cfg.rms_norm_eps
         residual, normed = kernels.add_rms_norm(x, None, self.layers[0].input_norm, eps)
         for i, (layer, kv) in enumerate(zip(self.layers, kv_caches, strict=True)):
-            h, mlp_out = layer(residual, normed, cos, sin, batch, kv)
+            h, mlp_out = layer(residual, normed, self.rope_table, batch, kv)
             next_norm = self.layers[i + 1].input_norm if i + 1 < len(self.layers) else self.norm
             residual, normed = kernels.add_rms_norm(mlp_out, h, next_norm, eps)  # x = h + mlp(h), normed
         return normed

@@ -109,6 +109,26 @@ def test_add_rms_norm_falls_back_for_views_and_other_dtypes():
     assert kernels_backend().add_rms_norm is cpu_native.add_rms_norm
 
 
+@pytest.mark.parametrize("t, hq, hkv, d", [(1, 9, 3, 64), (37, 4, 2, 16), (300, 9, 3, 64)])
+def test_rope_write_kv_matches_torch(t, hq, hkv, d):
+    gen = torch.Generator().manual_seed(t + hq)
+    qkv = torch.randn(t, (hq + 2 * hkv) * d, generator=gen)
+    table = torch.randn(512, d, generator=gen)
+    positions = torch.randint(0, 512, (t,), generator=gen)
+    nb, bs = 40, 16
+    slots = torch.randperm(nb * bs, generator=gen)[:t]
+    slots[::7] = -1  # padding rows: never written
+    caches = [[torch.randn(nb, bs, hkv, d, generator=gen) for _ in range(2)] for _ in range(2)]
+    caches[1] = [c.clone() for c in caches[0]]
+    want = ref.rope_write_kv(qkv, hq, hkv, table, positions, *caches[0], slots)
+    got = cpu_native.rope_write_kv(qkv, hq, hkv, table, positions, *caches[1], slots)
+    assert got.shape == (t, hq, d)
+    assert torch.allclose(got, want, rtol=1e-6, atol=1e-5)
+    assert torch.allclose(caches[1][0], caches[0][0], rtol=1e-6, atol=1e-5)  # rotated keys, same slots
+    assert torch.equal(caches[1][1], caches[0][1])  # values copied as they are
+    assert kernels_backend().rope_write_kv is cpu_native.rope_write_kv
+
+
 def kernels_backend():
     import kernels
 
