@@ -1,6 +1,6 @@
 """Grammar engine benchmark: cold compile time and per-token mask time along valid instances.
 
-    python benchmarks/grammar_bench.py [--peers] [--cases json,regex,lark,schema]
+    python benchmarks/grammar_bench.py [--peers] [--only invoice,lark_sql] [--out benchmarks/grammar_bench]
 
 Vocabulary: SmolLM2-135M-Instruct (49,152 tokens), from the embedded GGUF (token bytes cached
 in ~/.cache/gramserve after the first, slow, tokenizer load).  Each instance is tokenized
