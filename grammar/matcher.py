@@ -26,7 +26,7 @@ import numpy as np
 from ._gc import no_gc
 from .nfa import Nfa, RuleDfa
 from .pda import END, EXIT, MARK, Level, Pda, truncate_stack
-from .vocab import Vocabulary
+from .vocab import Vocabulary, pack_bits
 
 LEVELS = (4, 16, 64)
 MASK_LRU = 4096
@@ -156,12 +156,10 @@ class CompiledGrammar:
             room[c] = min((self._room(st, sc, below, k, len(stack) > k) for st in level.configs[c]), default=np.inf)
         tok_room = room[ends]  # [n walkable]; inf: rejected or context-dependent
         lengths = sorted(set(room[live].tolist()))
-        unions, words = [], np.zeros(self.vocab.num_words, dtype=np.int32)
+        unions, fits = [], np.zeros(self.vocab.size, dtype=bool)
         for n in lengths:  # cumulative: a budget takes every group up to it in one lookup
-            ids = self.vocab.token_ids[tok_room == n]
-            words = words.copy()
-            np.bitwise_or.at(words, ids >> 5, (np.uint32(1) << (ids & 31).astype(np.uint32)).view(np.int32))
-            unions.append(words)
+            fits[self.vocab.token_ids[tok_room == n]] = True
+            unions.append(pack_bits(fits, self.vocab.num_words))
         # context-dependent tokens are not in any group: their room is unknown, so a budget
         # mask is needed whenever they exist
         longest = float("inf") if any_dependent else (lengths[-1] if lengths else 0)

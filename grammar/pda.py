@@ -229,9 +229,22 @@ class Level:
         leads to from `cid`, 0 = rejected or context-dependent;  whether any token is
         context-dependent).  One fresh walk, nothing cached."""
         v = self.vocab
-        state, flag = self._native_states(cid) if self.native is not None else self._numpy_states(cid)
+        if self.native is None:
+            state, flag = self._numpy_states(cid)
+            ends = state[v.token_node].astype(np.int32)
+            return ends, bool((flag[v.token_node] & (ends == 0)).any())
+        state, flag = self._native_states(cid, skip=True)
+        # nodes below a skipped subtree were never written (zero): their tokens end where the
+        # skipped node does, with the flag its children would have had
         ends = state[v.token_node].astype(np.int32)
-        return ends, bool((flag[v.token_node] & (ends == 0)).any())
+        dependent = bool((flag[v.token_node] & (ends == 0)).any())
+        (*_, skipped, n_skipped), _, _ = self._scratch
+        for c in skipped[: int(n_skipped[0])].tolist():
+            st = int(state[c])
+            pos = v.sub_token_pos[v.sub_tok_lo[c]:v.sub_tok_hi[c]]
+            ends[pos] = st
+            dependent = dependent or (st == 0 and pos.size > 0 and bool(flag[c] or self.has_exit[st]))
+        return ends, dependent
 
     def _native_states(self, cid: int, skip: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Rounds of C walking, Python filling the cells the walk asked for: (state, flag) per

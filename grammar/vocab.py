@@ -15,7 +15,8 @@ children of a node are one contiguous range, and the children of a sorted node l
     token_ids   [n]   int64  walkable token ids;  token_node [n] int64: the node spelling each
     sub_bytes   [N,4] uint64 node -> the set of bytes on the edges strictly below it (256 bits)
     sub_tok_lo/hi [N] int64  node -> the tokens strictly below it are sub_tokens[lo:hi]
-                             (tokens in depth-first order, so every subtree is one range)
+                             (tokens in depth-first order, so every subtree is one range);
+                             sub_token_pos[lo:hi] are their positions in token_ids
 
 The last two let the walk skip a subtree whole: from a configuration that loops on every byte of
 `sub_bytes[c]` (a string's interior, whitespace, `.*`), every token below c ends where c does.
@@ -118,6 +119,8 @@ class Vocabulary:
         sorted_pre = tok_pre[order]
         self.sub_tok_lo = np.searchsorted(sorted_pre, pre, side="right").astype(np.int64)
         self.sub_tok_hi = np.searchsorted(sorted_pre, pre + size, side="left").astype(np.int64)
+        # the same ranges as positions in token_ids order (what token_node / token_ids index)
+        self.sub_token_pos = order.astype(np.int64)
 
     def __repr__(self) -> str:
         return f"Vocabulary(size={self.size}, eos={self.eos_token_ids}, hash={self.hash})"
