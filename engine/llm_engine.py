@@ -11,6 +11,7 @@ server both build on these deltas.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import gc
 import itertools
 import logging
 import random
@@ -86,6 +87,12 @@ class LLMEngine:
         self.structured = StructuredOutputManager(self.tokenizer, mcfg.vocab_size)
         self._compiling: dict[str, tuple[Request, Any]] = {}  # sub-request id -> (request, future)
         self._errors: list[EngineOutput] = []  # requests failed outside a step (grammar errors)
+        # Everything built so far (torch, transformers, the tokenizer: ~360k tracked objects for
+        # SmolLM2) lives as long as the engine; a full cyclic-GC pass over it measured ~310 ms,
+        # which would land on a decode step or a grammar mask whenever allocation triggers one.
+        # Freezing moves it out of the collector's sight (vLLM does the same after start-up).
+        gc.collect()
+        gc.freeze()
 
     # -- requests ------------------------------------------------------------------------------
     def tokenize_prompt(self, prompt: PromptType) -> tuple[str | None, list[int]]:
