@@ -29,11 +29,11 @@ class KernelBackend:
     paged_attention: Callable[..., torch.Tensor]
     gather_kv: Callable[..., torch.Tensor]
     silu_mul: Callable[[torch.Tensor], torch.Tensor]  # [T, 2I] gate|up -> [T, I] silu(gate) * up
-    # pack_linear(weight [N, K]) -> handle, once at load; linear(x, handle, bias) == F.linear
     # add_rms_norm(x, residual | None, weight, eps) -> (x + residual, rms_norm(x + residual) * weight)
     add_rms_norm: Callable[..., tuple[torch.Tensor, torch.Tensor]] = reference.add_rms_norm
     # rope_write_kv(qkv, Hq, Hkv, rope_table, positions, k_cache, v_cache, slots) -> rotated q [T, Hq, D]
     rope_write_kv: Callable[..., torch.Tensor] = reference.rope_write_kv
+    # pack_linear(weight [N, K]) -> handle, once at load; linear(x, handle, bias) == F.linear
     pack_linear: Callable[[torch.Tensor], object] = reference.pack_linear
     linear: Callable[..., torch.Tensor] = reference.linear
 

@@ -25,11 +25,10 @@ def available() -> bool:
 class PackedLinear:
     """A float32 [N, K] weight in oneDNN's blocked layout (no longer a strided tensor)."""
 
-    __slots__ = ("weight", "out_features")
+    __slots__ = ("weight",)
 
     def __init__(self, weight: torch.Tensor) -> None:
         self.weight = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
-        self.out_features = weight.shape[0]
 
 
 def pack(weight: torch.Tensor) -> PackedLinear | torch.Tensor:

@@ -135,7 +135,7 @@ class DecoderLM(nn.Module):
     _PROJECTIONS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
 
     @torch.no_grad()
-    def pack(self, pack_linear=None) -> None:
+    def pack(self) -> None:
         """Hand every matmul weight to the kernel backend's `pack_linear` once, after loading.
 
         On the CPU that re-lays float32 weights out for oneDNN (kernels/cpu_linear.py); the
@@ -144,7 +144,7 @@ class DecoderLM(nn.Module):
         """
         if self.packed_head is not None:
             return
-        pack_linear = pack_linear or kernels.pack_linear
+        pack_linear = kernels.pack_linear
         for layer in self.layers:
             packed = {name: pack_linear(getattr(layer, name).weight) for name in self._PROJECTIONS}
             if all(handle is getattr(layer, name).weight for name, handle in packed.items()):
