@@ -220,7 +220,7 @@ class Level:
         succ = np.empty(min(len(self.configs), v.token_ids.size), dtype=np.int32)
         n = lib.gs_finish(p_state, p_flag, p_touched, int(n_touched[0]), p_tok_lo, p_tok,
                           acc.ctypes.data, dep.ctypes.data, seen.ctypes.data, succ.ctypes.data,
-                          p_skipped, int(n_skipped[0]), p_sub_lo, p_sub_hi, p_sub_tok, self.has_exit.ctypes.data)
+                          p_skipped, int(n_skipped[0]), p_sub_lo, p_sub_hi, p_sub_tok, self._p_tables[1])
         self.successors[cid] = np.sort(succ[:n])
         return acc, dep, bool(dep.any())
 
@@ -250,7 +250,8 @@ class Level:
         """Rounds of C walking, Python filling the cells the walk asked for: (state, flag) per
         trie node, in the level's scratch arrays (valid until the next walk).  With `skip`, the
         subtrees that loop on their state are not walked (listed in the scratch `skipped` array
-        instead): their nodes' entries are left stale, so only gs_finish may read such a walk."""
+        instead): the nodes below them keep state 0, so a reader must take their tokens from the
+        skipped nodes' ranges (gs_finish and token_end_states do)."""
         v, lib = self.vocab, self.native
         if self._scratch is None:
             n = v.num_nodes
