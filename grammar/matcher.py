@@ -25,7 +25,9 @@ import numpy as np
 
 from ._gc import no_gc
 from .nfa import Nfa, RuleDfa
+from . import native
 from .pda import END, EXIT, MARK, Level, Pda, truncate_stack
+from .pda_native import NativeCore, NativeDfa, NativeLevel
 from .vocab import Vocabulary, pack_bits
 
 LEVELS = (4, 16, 64)
@@ -51,12 +53,20 @@ def _lru(table: OrderedDict, key, compute, limit: int):
 
 
 class CompiledGrammar:
-    def __init__(self, rules: dict, vocab: Vocabulary, warnings: list[str] | None = None):
+    def __init__(self, rules: dict, vocab: Vocabulary, warnings: list[str] | None = None,
+                 use_native: bool = True):
         self.vocab = vocab
         self.warnings = list(warnings or [])
         self.nfa = Nfa(rules, productive=True)  # rules come from normalize.prepare
-        self.pda = Pda(RuleDfa(self.nfa))
-        self.levels = [Level(self.pda, vocab, k) for k in LEVELS]
+        lib = native.load() if use_native else None
+        if lib is not None:  # the C automaton (pda_core.c); pda.Level is its Python reference
+            self.core = NativeCore(lib, self.nfa, vocab)
+            self.pda = Pda(NativeDfa(self.core))
+            self.levels = [NativeLevel(self.core, k) for k in LEVELS]
+        else:
+            self.core = None
+            self.pda = Pda(RuleDfa(self.nfa))
+            self.levels = [Level(self.pda, vocab, k) for k in LEVELS]
         self.initial = self.pda.initial()
         self._lock = threading.RLock()
         self._masks: OrderedDict = OrderedDict()

@@ -17,6 +17,9 @@ over T (see vocab.py).  A token is
   dependent   if it was rejected but passed an EXIT with bytes left (the context decides),
   rejected    otherwise.
 Dependent tokens are resolved at the next, deeper level, and past the last level exactly.
+
+This module is the reference implementation, in Python and numpy; with a C compiler the same
+automaton runs in C (pda_core.c via pda_native.NativeLevel, tested equal mask for mask).
 """
 from __future__ import annotations
 
@@ -24,14 +27,13 @@ from bisect import bisect_right
 
 import numpy as np
 
-from . import native
 from .nfa import DEAD, RuleDfa
 from .vocab import Vocabulary, pack_bits
 
 MARK = -1
 END: tuple = ()
 EXIT: tuple = (MARK,)
-UNKNOWN = -2  # T cell not computed yet (the C walk marks the cells it asked for -3 until filled)
+UNKNOWN = -2  # T cell not computed yet
 MEMO_LIMIT = 200_000
 TAIL_NODES = 24  # below this frontier size, past TAIL_DEPTH bytes, the trie walk
 TAIL_DEPTH = 6  # finishes in a scalar loop (long tokens are few and form chains)
@@ -106,17 +108,10 @@ class Level:
         self.T = np.full((64, 256), UNKNOWN, dtype=np.int32)  # [capacity, 256]
         self.T[0, :] = 0
         self.has_exit = np.zeros(64, dtype=bool)  # [capacity]
-        # [capacity, 4] uint64: the bytes whose (known) cell leads a configuration back to itself;
-        # the dead configuration loops on every byte (the C walk skips subtrees with these)
-        self.selfloop = np.zeros((64, 4), dtype=np.uint64)
-        self.selfloop[0] = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
-        self._pointers()
         self.masks: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}
         self.any_exit = False  # no interned configuration has EXIT yet: skip the flag arrays
         self.successors: dict[int, np.ndarray] = {}  # cid -> ids reachable by one token
         self.bounds: dict[int, list[int]] = {}  # cid -> its byte-cell boundaries
-        self.native = native.load()  # the C trie walk, or None: the numpy walk below
-        self._scratch: tuple | None = None  # the C walk's work arrays and their addresses
 
     def intern(self, config: frozenset) -> int:
         cid = self.index.get(config)
@@ -126,17 +121,11 @@ class Level:
                 grow = np.full((cid, 256), UNKNOWN, dtype=np.int32)
                 self.T = np.concatenate([self.T, grow])
                 self.has_exit = np.concatenate([self.has_exit, np.zeros(cid, dtype=bool)])
-                self.selfloop = np.concatenate([self.selfloop, np.zeros((cid, 4), dtype=np.uint64)])
-                self._pointers()
             self.configs.append(config)
             self.index[config] = cid
             self.has_exit[cid] = EXIT in config
             self.any_exit = self.any_exit or bool(self.has_exit[cid])
         return cid
-
-    def _pointers(self) -> None:
-        """The C walk's addresses of the growable tables (`.ctypes` costs microseconds a call)."""
-        self._p_tables = (self.T.ctypes.data, self.has_exit.ctypes.data, self.selfloop.ctypes.data)
 
     def _bounds(self, c: int) -> list[int]:
         """Sorted cell boundaries of configuration c: bytes in one cell step alike."""
@@ -157,10 +146,6 @@ class Level:
         lo, hi = bounds[i - 1], bounds[i]
         nid = self.intern(self.pda.step(self.configs[c], lo, self.k))
         self.T[c, lo:hi] = nid
-        if nid == c:  # bytes lo..hi-1 loop on c
-            bits, row = ((1 << hi) - 1) ^ ((1 << lo) - 1), self.selfloop[c]
-            for w in range(lo >> 6, ((hi - 1) >> 6) + 1):
-                row[w] |= np.uint64((bits >> (64 * w)) & 0xFFFF_FFFF_FFFF_FFFF)
 
     def expand_pairs(self, ps: np.ndarray, byts: np.ndarray) -> None:
         """Fill the UNKNOWN entries T[ps[i], byts[i]]."""
@@ -208,96 +193,17 @@ class Level:
                 if ns != 0 or fl:
                     nodes.append(c)
 
-    def _walk_native(self, cid: int):
-        """The C walk (native.py) and the C verdicts (gs_finish, over the nodes walked only)."""
-        v, lib = self.vocab, self.native
-        self._native_states(cid, skip=True)
-        (*_, n_touched, skipped, n_skipped), (_, _, p_state, p_flag, _, _, p_touched, _, p_skipped, _), \
-            (*_, p_tok_lo, p_tok, _, p_sub_lo, p_sub_hi, p_sub_tok) = self._scratch
-        acc = np.zeros(v.num_words, dtype=np.int32)  # [W]
-        dep = np.zeros(v.num_words, dtype=np.int32)  # [W]
-        seen = np.zeros(len(self.configs), dtype=np.uint8)  # [configs]
-        succ = np.empty(min(len(self.configs), v.token_ids.size), dtype=np.int32)
-        n = lib.gs_finish(p_state, p_flag, p_touched, int(n_touched[0]), p_tok_lo, p_tok,
-                          acc.ctypes.data, dep.ctypes.data, seen.ctypes.data, succ.ctypes.data,
-                          p_skipped, int(n_skipped[0]), p_sub_lo, p_sub_hi, p_sub_tok, self._p_tables[1])
-        self.successors[cid] = np.sort(succ[:n])
-        return acc, dep, bool(dep.any())
-
     def token_end_states(self, cid: int) -> tuple[np.ndarray, bool]:
         """(int32 [walkable tokens] in vocab.token_ids order: the configuration id each token
         leads to from `cid`, 0 = rejected or context-dependent;  whether any token is
         context-dependent).  One fresh walk, nothing cached."""
         v = self.vocab
-        if self.native is None:
-            state, flag = self._numpy_states(cid)
-            ends = state[v.token_node].astype(np.int32)
-            return ends, bool((flag[v.token_node] & (ends == 0)).any())
-        state, flag = self._native_states(cid, skip=True)
-        # nodes below a skipped subtree were never written (zero): their tokens end where the
-        # skipped node does, with the flag its children would have had
+        state, flag = self._numpy_states(cid)
         ends = state[v.token_node].astype(np.int32)
-        dependent = bool((flag[v.token_node] & (ends == 0)).any())
-        (*_, skipped, n_skipped), _, _ = self._scratch
-        for c in skipped[: int(n_skipped[0])].tolist():
-            st = int(state[c])
-            pos = v.sub_token_pos[v.sub_tok_lo[c]:v.sub_tok_hi[c]]
-            ends[pos] = st
-            dependent = dependent or (st == 0 and pos.size > 0 and bool(flag[c] or self.has_exit[st]))
-        return ends, dependent
-
-    def _native_states(self, cid: int, skip: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Rounds of C walking, Python filling the cells the walk asked for: (state, flag) per
-        trie node, in the level's scratch arrays (valid until the next walk).  With `skip`, the
-        subtrees that loop on their state are not walked (listed in the scratch `skipped` array
-        instead): the nodes below them keep state 0, so a reader must take their tokens from the
-        skipped nodes' ranges (gs_finish and token_end_states do)."""
-        v, lib = self.vocab, self.native
-        if self._scratch is None:
-            n = v.num_nodes
-            arrays = (np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.zeros(n, dtype=np.int32),
-                      np.zeros(n, dtype=bool), np.empty(n, dtype=np.int64), np.zeros(1, dtype=np.int64),
-                      np.empty(2 * n, dtype=np.int64), np.zeros(1, dtype=np.int64),
-                      np.empty(n, dtype=np.int64), np.zeros(1, dtype=np.int64))
-            self._scratch = arrays, [a.ctypes.data for a in arrays], [
-                a.ctypes.data for a in (v.child_lo, v.child_hi, v.last_byte, v.parent, v.node_tok_lo, v.node_tokens,
-                                        v.sub_bytes, v.sub_tok_lo, v.sub_tok_hi, v.sub_tokens)]
-        (stack, blocked, state, flag, need, n_need, touched, n_touched, _, n_skipped), \
-            (p_stack, p_blocked, p_state, p_flag, p_need, p_n_need, p_touched, p_n_touched, p_skipped, p_n_skipped), \
-            (p_lo, p_hi, p_last, p_parent, _, _, p_sub_bytes, *_) = self._scratch
-        # reset what the last walk wrote: the root and its touched nodes (their list is still in
-        # place), unless that was most of the trie
-        written = int(n_touched[0])
-        if written * 8 < v.num_nodes:
-            idx = touched[:written]
-            state[idx] = 0
-            flag[idx] = False
-        else:
-            state[:] = 0
-            flag[:] = False
-        state[0] = cid
-        n_touched[0] = 0  # a node is touched at most twice: blocked, then resumed
-        n_skipped[0] = 0
-        # the first round starts at the root; later ones resume from the children blocked in the
-        # round before, read in place (gs_walk reads all its starts before it writes `blocked`)
-        blocked[0], nb, resume = 0, 1, 0
-        while nb:
-            p_t, p_exit, p_loop = self._p_tables
-            nb = lib.gs_walk(p_t, p_exit, p_lo, p_hi, p_last, p_parent, p_state, p_flag, p_blocked, nb, resume,
-                             p_stack, p_blocked, p_need, p_n_need, p_touched, p_n_touched,
-                             p_loop if skip else None, p_sub_bytes, p_skipped, p_n_skipped)
-            if nb == 0:
-                break
-            for cell in need[: int(n_need[0])].tolist():  # each asked-for cell once (PENDING in T)
-                if self.T.item(cell >> 8, cell & 255) < 0:  # an earlier cell's range may cover it
-                    self.expand_cell(cell >> 8, cell & 255)
-            resume = 1
-        return state, flag
+        return ends, bool((flag[v.token_node] & (ends == 0)).any())
 
     def _walk(self, cid: int):
         """Walk the vocabulary trie from configuration cid (see vocab.py): token verdicts."""
-        if self.native is not None:
-            return self._walk_native(cid)
         state, flag = self._numpy_states(cid)
         return self._finish(cid, state, flag)
 

@@ -18,7 +18,9 @@ children of a node are one contiguous range, and the children of a sorted node l
                              (tokens in depth-first order, so every subtree is one range);
                              sub_token_pos[lo:hi] are their positions in token_ids
 
-The last two let the walk skip a subtree whole: from a configuration that loops on every byte of
+    pre_*         [N]    the same trie in preorder (depth, last byte, subtree size, sub_bytes,
+                         token ranges into sub_tokens): the C walk's layout
+The sub_* arrays let the walk skip a subtree whole: from a configuration that loops on every byte of
 `sub_bytes[c]` (a string's interior, whitespace, `.*`), every token below c ends where c does.
 """
 from __future__ import annotations
@@ -121,6 +123,18 @@ class Vocabulary:
         self.sub_tok_hi = np.searchsorted(sorted_pre, pre + size, side="left").astype(np.int64)
         # the same ranges as positions in token_ids order (what token_node / token_ids index)
         self.sub_token_pos = order.astype(np.int64)
+        # the trie in preorder (the C walk scans it front to back, jumping over dead subtrees):
+        # node of rank r = by_pre[r]; its tokens are sub_tokens[pre_tok_lo[r] : pre_tok_lo[r + 1]]
+        by_pre = np.empty(n, dtype=np.int64)
+        by_pre[pre] = np.arange(n)
+        depth = np.zeros(n, dtype=np.int64)
+        for j in range(1, len(self.depth_lo) - 1):
+            depth[self.depth_lo[j]:self.depth_lo[j + 1]] = j
+        self.pre_depth = depth[by_pre].astype(np.int32)
+        self.pre_byte = self.last_byte[by_pre]
+        self.pre_size = size[by_pre].astype(np.int32)
+        self.pre_sub_bytes = np.ascontiguousarray(sub[by_pre])
+        self.pre_tok_lo = np.searchsorted(sorted_pre, np.arange(n + 1), side="left").astype(np.int64)
 
     def __repr__(self) -> str:
         return f"Vocabulary(size={self.size}, eos={self.eos_token_ids}, hash={self.hash})"

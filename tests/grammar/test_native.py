@@ -1,4 +1,5 @@
-"""The C trie walk (grammar/native.py) gives exactly the numpy walk's masks and successors."""
+"""The C automaton (grammar/pda_core.c) gives exactly the Python automaton's masks, successors,
+steps and budget walks."""
 import json
 import os
 import random
@@ -28,19 +29,19 @@ def _specs():
 
 
 @pytest.mark.parametrize("kind,spec", _specs(), ids=["invoice", "sql", "json_object", "regex"])
-def test_native_and_numpy_walks_agree_on_random_paths(smollm2_vocab, kind, spec):
+def test_native_and_python_automata_agree_on_random_paths(smollm2_vocab, kind, spec, monkeypatch):
     if native.load() is None:
-        pytest.skip("native walk unavailable here")
+        pytest.skip("native automaton unavailable here")
     grammars = []
     for use_native in (True, False):
+        if not use_native:  # CompiledGrammar asks native.load() whether to use the C core
+            monkeypatch.setattr(native, "load", lambda: None)
         c = GrammarCompiler(smollm2_vocab)
         g = {"schema": lambda: c.compile_json_schema(spec), "lark": lambda: c.compile_lark(spec),
              "json_object": c.compile_json_object, "regex": lambda: c.compile_regex(spec)}[kind]()
-        for level in g.levels:
-            level.native = level.native if use_native else None
         grammars.append(g)
     fast, slow = grammars
-    assert fast.levels[0].native is not None and slow.levels[0].native is None
+    assert fast.core is not None and slow.core is None
     row_a, row_b = allocate_bitmask(2, smollm2_vocab.size)
     for seed in range(3):
         rng = random.Random(seed)
@@ -54,6 +55,9 @@ def test_native_and_numpy_walks_agree_on_random_paths(smollm2_vocab, kind, spec)
             if not allowed:
                 break
             tok = rng.choice(allowed)
+            for budget in (0, 3, 12):  # the closing-path walks (token_end_states) agree too
+                wa, wb = fast.budget_mask(ma.config, budget), slow.budget_mask(mb.config, budget)
+                assert (wa is None) == (wb is None) and (wa is None or np.array_equal(wa, wb))
             assert ma.accept_token(tok) and mb.accept_token(tok)
     # configuration and DFA-state ids depend on the walk order, so compare successor counts
     for la, lb in zip(fast.levels, slow.levels):

@@ -1,0 +1,764 @@
+/* The pushdown automaton's configurations, byte tables and token-trie walk, in C.
+
+   The same automaton as grammar/pda.py (read its docstring first), with every object an integer:
+   - a *stack* is a node of a hash-consed tree: node = (parent node, top DFA state); node 0 is the
+     empty stack END, node 1 is the cut-off context EXIT = (MARK,); a frame's depth counts its
+     frames above END or EXIT;
+   - a *configuration* of a level (k frames kept; k = 0 keeps all) is a sorted set of stack nodes,
+     interned per level; config 0 is the dead (empty) configuration;
+   - T[config][byte] -> config is filled one cell at a time when a walk or a step first needs it,
+     and the cell's value is copied at once to every byte that every top state steps alike.
+   - the rule DFA (nfa.RuleDfa's, determinized here from the NFA's arrays) is lazy too: a dstate
+     is an epsilon-closed set of NFA states; its flags, byte classes and calls are computed the
+     first time a stack with that top is closed or stepped, each transition (for its whole byte
+     class) the first time a step needs it.
+
+   Nothing here allocates per mask: the per-node walk arrays belong to the caller. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UNKNOWN (-2)
+#define DEAD (-1)
+#define S_END 0
+#define S_EXIT 1
+#define MAX_LEVELS 8
+
+#define T_UNKNOWN (-3)  /* a DFA transition not computed yet */
+
+typedef struct {
+    int32_t k;                       /* frames kept; 0: all */
+    int64_t n, cap;                  /* configurations */
+    int64_t *off; int32_t *len;      /* config -> its stacks: pool[off .. off + len) */
+    int32_t *pool; int64_t pool_n, pool_cap;
+    int32_t **rows;                  /* T rows (256 int32), NULL until a cell is asked for */
+    uint8_t *has_exit, *has_end;
+    uint64_t *selfloop;              /* [cap][4]: bytes whose known cell leads back */
+    int32_t *htab; int64_t hcap;     /* content hash -> config (-1 empty) */
+    int64_t *cl_off; int32_t *cl_len; int64_t cl_cap;  /* closure memo per stack node */
+    int32_t *cl_pool; int64_t cl_n, cl_pool_cap;
+    int32_t *trunc; int64_t trunc_cap;                 /* stack node -> its k-truncation */
+    uint32_t *seen; uint32_t seen_epoch;               /* successors met by the current walk */
+} Level;
+
+typedef struct {
+    /* the byte-level NFA (CSR arrays owned by the Python Nfa's export, see pda_native.py) */
+    int64_t nfa_n;
+    const int32_t *eb_off, *eb;      /* byte edges of s: eb[3i .. 3i+2] = (lo, hi, target) */
+    const int32_t *eps_off, *eps;    /* epsilon targets */
+    const int32_t *nc_off, *nc;      /* calls: nc[2i .. 2i+1] = (rule, return state) */
+    const uint8_t *nfa_final;        /* s is its rule's final state */
+    uint32_t *nstamp; uint32_t nepoch;
+    int32_t *nbuf; int64_t nbuf_cap;
+    /* the rule DFA, determinized lazily: a dstate is an epsilon-closed set of NFA states */
+    int64_t nd, dcap;
+    int64_t *dset_off; int32_t *dset_len;
+    int32_t *dset_pool; int64_t dset_n, dset_cap;
+    int32_t *dtab; int64_t dhcap;
+    uint8_t *ready, *final, *has_bytes;  /* ready: flags, classes and calls computed */
+    int32_t *trans;                  /* [dcap][256], T_UNKNOWN until a step needs it */
+    uint8_t *cls;                    /* [dcap][256]: bytes of one class step alike */
+    int64_t *call_off; int32_t *call_n;
+    int32_t *calls; int64_t calls_n, calls_cap;  /* (rule, return dstate) pairs */
+    int32_t *pairs; int64_t pairs_cap;
+    int32_t *starts; int32_t n_rules;  /* starts[r]: the dstate entering rule r */
+    /* stack nodes */
+    int64_t ns, scap;
+    int32_t *sparent, *sstate, *sdepth;
+    uint32_t *stamp_cl, *stamp_un; uint32_t epoch_cl, epoch_un;
+    int32_t *shtab; int64_t shcap;
+    /* scratch */
+    int32_t *buf; int64_t buf_cap;
+    int32_t *todo; int64_t todo_cap;
+    Level lv[MAX_LEVELS]; int nlv;
+    /* the vocabulary trie in preorder (arrays owned by the Python Vocabulary, see vocab.py) */
+    const int32_t *pre_depth, *pre_size;
+    const uint8_t *pre_byte;
+    const uint64_t *pre_sub;         /* [N][4]: the bytes strictly below each node */
+    const int64_t *pre_tok_lo, *tok, *tok_pos;  /* node r's tokens: tok[pre_tok_lo[r] .. [r + 1]) */
+    int64_t n_nodes;
+    int32_t *dst; uint8_t *dfl;      /* the walk's state and flag per depth */
+    int32_t *succ; int64_t succ_n, succ_cap;
+} Core;
+
+static int grow(void **p, int64_t *cap, int64_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    int64_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, (size_t)c * elem);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static inline uint64_t mix(uint64_t x) {
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
+    return x;
+}
+
+/* ---------------------------------------------------------------- stacks */
+
+static int64_t stack_new(Core *h, int32_t parent, int32_t state, int32_t depth) {
+    int64_t cap = h->scap;
+    if (h->ns == cap) {
+        int64_t c0 = cap;
+        if (grow((void **)&h->sparent, &cap, h->ns + 1, 4)) return -1;
+        cap = c0; if (grow((void **)&h->sstate, &cap, h->ns + 1, 4)) return -1;
+        cap = c0; if (grow((void **)&h->sdepth, &cap, h->ns + 1, 4)) return -1;
+        cap = c0; if (grow((void **)&h->stamp_cl, &cap, h->ns + 1, 4)) return -1;
+        cap = c0; if (grow((void **)&h->stamp_un, &cap, h->ns + 1, 4)) return -1;
+        memset(h->stamp_cl + c0, 0, (size_t)(cap - c0) * 4);
+        memset(h->stamp_un + c0, 0, (size_t)(cap - c0) * 4);
+        h->scap = cap;
+    }
+    int64_t id = h->ns++;
+    h->sparent[id] = parent; h->sstate[id] = state; h->sdepth[id] = depth;
+    return id;
+}
+
+static int rehash_stacks(Core *h) {
+    int64_t cap = h->shcap ? h->shcap * 2 : 1024;
+    int32_t *t = malloc((size_t)cap * 4);
+    if (!t) return -1;
+    memset(t, 0xff, (size_t)cap * 4);
+    for (int64_t i = 2; i < h->ns; i++) {
+        uint64_t j = mix(((uint64_t)(uint32_t)h->sparent[i] << 32) | (uint32_t)h->sstate[i]) & (cap - 1);
+        while (t[j] >= 0) j = (j + 1) & (cap - 1);
+        t[j] = (int32_t)i;
+    }
+    free(h->shtab);
+    h->shtab = t;
+    h->shcap = cap;
+    return 0;
+}
+
+/* the stack `parent` with one more frame `state` on top (interned) */
+int32_t gs_push(Core *h, int32_t parent, int32_t state) {
+    if ((h->ns + 1) * 2 > h->shcap && rehash_stacks(h)) return -1;
+    uint64_t j = mix(((uint64_t)(uint32_t)parent << 32) | (uint32_t)state) & (h->shcap - 1);
+    for (;;) {
+        int32_t s = h->shtab[j];
+        if (s < 0) break;
+        if (h->sparent[s] == parent && h->sstate[s] == state) return s;
+        j = (j + 1) & (h->shcap - 1);
+    }
+    int64_t id = stack_new(h, parent, state, h->sdepth[parent] + 1);
+    if (id < 0) return -1;
+    h->shtab[j] = (int32_t)id;
+    return (int32_t)id;
+}
+
+/* the top k frames of s over EXIT (s itself when it has at most k) */
+static int32_t truncate(Core *h, Level *L, int32_t s) {
+    const int32_t k = L->k;
+    if (!k || h->sdepth[s] <= k) return s;
+    if (s >= L->trunc_cap) {
+        int64_t c0 = L->trunc_cap;
+        if (grow((void **)&L->trunc, &L->trunc_cap, (int64_t)s + 1, 4)) return -1;
+        memset(L->trunc + c0, 0xff, (size_t)(L->trunc_cap - c0) * 4);
+    }
+    if (L->trunc[s] >= 0) return L->trunc[s];
+    int32_t frames[256], *fr = k <= 256 ? frames : malloc((size_t)k * 4), x = s;
+    if (!fr) return -1;
+    for (int32_t i = k - 1; i >= 0; i--) { fr[i] = h->sstate[x]; x = h->sparent[x]; }
+    int32_t r = S_EXIT;
+    for (int32_t i = 0; i < k && r >= 0; i++) r = gs_push(h, r, fr[i]);
+    if (fr != frames) free(fr);
+    if (r >= 0) L->trunc[s] = r;
+    return r;
+}
+
+/* ---------------------------------------------------------------- the rule DFA */
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void sort_i32(int32_t *v, int64_t n) {
+    if (n < 24) {  /* small: insertion sort */
+        for (int64_t i = 1; i < n; i++) {
+            int32_t x = v[i];
+            int64_t j = i - 1;
+            while (j >= 0 && v[j] > x) { v[j + 1] = v[j]; j--; }
+            v[j + 1] = x;
+        }
+    } else {
+        qsort(v, (size_t)n, 4, cmp_i32);
+    }
+}
+
+static uint64_t hash_ids(const int32_t *ids, int64_t n) {
+    uint64_t x = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+    for (int64_t i = 0; i < n; i++) x = mix(x ^ (uint32_t)ids[i]) + 0x9e3779b97f4a7c15ULL;
+    return x;
+}
+
+static int rehash_dstates(Core *h) {
+    int64_t cap = h->dhcap ? h->dhcap * 2 : 256;
+    int32_t *t = malloc((size_t)cap * 4);
+    if (!t) return -1;
+    memset(t, 0xff, (size_t)cap * 4);
+    for (int64_t d = 0; d < h->nd; d++) {
+        uint64_t j = hash_ids(h->dset_pool + h->dset_off[d], h->dset_len[d]) & (cap - 1);
+        while (t[j] >= 0) j = (j + 1) & (cap - 1);
+        t[j] = (int32_t)d;
+    }
+    free(h->dtab);
+    h->dtab = t;
+    h->dhcap = cap;
+    return 0;
+}
+
+/* the dstate of the NFA states nbuf[0..m) and everything they reach by epsilons (-1: error) */
+static int32_t dfa_intern_closure(Core *h, int64_t m) {
+    if (++h->nepoch == 0) { memset(h->nstamp, 0, (size_t)h->nfa_n * 4); h->nepoch = 1; }
+    const uint32_t ep = h->nepoch;
+    int64_t k = 0;
+    for (int64_t i = 0; i < m; i++) {
+        int32_t x = h->nbuf[i];
+        if (h->nstamp[x] != ep) { h->nstamp[x] = ep; h->nbuf[k++] = x; }
+    }
+    for (int64_t i = 0; i < k; i++) {
+        const int32_t x = h->nbuf[i];
+        const int32_t lo = h->eps_off[x], hi = h->eps_off[x + 1];
+        if (grow((void **)&h->nbuf, &h->nbuf_cap, k + (hi - lo), 4)) return -1;
+        for (int32_t e = lo; e < hi; e++) {
+            const int32_t t = h->eps[e];
+            if (h->nstamp[t] != ep) { h->nstamp[t] = ep; h->nbuf[k++] = t; }
+        }
+    }
+    sort_i32(h->nbuf, k);
+    const int32_t *ids = h->nbuf;
+    if ((h->nd + 1) * 2 > h->dhcap && rehash_dstates(h)) return -1;
+    uint64_t j = hash_ids(ids, k) & (h->dhcap - 1);
+    for (;;) {
+        int32_t d = h->dtab[j];
+        if (d < 0) break;
+        if (h->dset_len[d] == k && !memcmp(h->dset_pool + h->dset_off[d], ids, (size_t)k * 4)) return d;
+        j = (j + 1) & (h->dhcap - 1);
+    }
+    if (h->nd == h->dcap) {
+        int64_t c0 = h->dcap, cap = c0, need = h->nd + 1;
+        if (grow((void **)&h->dset_off, &cap, need, 8)) return -1;
+        cap = c0; if (grow((void **)&h->dset_len, &cap, need, 4)) return -1;
+        cap = c0; if (grow((void **)&h->ready, &cap, need, 1)) return -1;
+        cap = c0; if (grow((void **)&h->final, &cap, need, 1)) return -1;
+        cap = c0; if (grow((void **)&h->has_bytes, &cap, need, 1)) return -1;
+        cap = c0; if (grow((void **)&h->trans, &cap, need, 256 * 4)) return -1;
+        cap = c0; if (grow((void **)&h->cls, &cap, need, 256)) return -1;
+        cap = c0; if (grow((void **)&h->call_off, &cap, need, 8)) return -1;
+        cap = c0; if (grow((void **)&h->call_n, &cap, need, 4)) return -1;
+        h->dcap = cap;
+    }
+    if (grow((void **)&h->dset_pool, &h->dset_cap, h->dset_n + k, 4)) return -1;
+    const int64_t d = h->nd++;
+    memcpy(h->dset_pool + h->dset_n, ids, (size_t)k * 4);
+    h->dset_off[d] = h->dset_n;
+    h->dset_len[d] = (int32_t)k;
+    h->dset_n += k;
+    h->ready[d] = 0;
+    h->dtab[j] = (int32_t)d;
+    return (int32_t)d;
+}
+
+static int cmp_pair(const void *a, const void *b) {
+    const int32_t *x = a, *y = b;
+    return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* compute dstate d's flags, byte classes and calls (grouped by callee: one return dstate each) */
+static int dfa_make_ready(Core *h, int32_t d) {
+    int64_t np = 0;
+    uint8_t cut[257] = {0};
+    uint8_t fin = 0, hb = 0;
+    for (int32_t i = 0; i < h->dset_len[d]; i++) {
+        const int32_t x = h->dset_pool[h->dset_off[d] + i];
+        fin |= h->nfa_final[x];
+        for (int32_t e = h->eb_off[x]; e < h->eb_off[x + 1]; e++) {
+            hb = 1;
+            cut[h->eb[3 * e]] = 1;
+            cut[h->eb[3 * e + 1] + 1] = 1;
+        }
+        const int32_t lo = h->nc_off[x], hi = h->nc_off[x + 1];
+        if (grow((void **)&h->pairs, &h->pairs_cap, 2 * (np + hi - lo), 4)) return -1;
+        for (int32_t e = lo; e < hi; e++) {
+            h->pairs[2 * np] = h->nc[2 * e];
+            h->pairs[2 * np + 1] = h->nc[2 * e + 1];
+            np++;
+        }
+    }
+    uint8_t *cls = h->cls + (int64_t)d * 256, k = 0;
+    int32_t *row = h->trans + (int64_t)d * 256;
+    for (int b = 0; b < 256; b++) {
+        if (b && cut[b]) k++;
+        cls[b] = k;
+        row[b] = T_UNKNOWN;
+    }
+    h->final[d] = fin;
+    h->has_bytes[d] = hb;
+    if (np > 1) qsort(h->pairs, (size_t)np, 8, cmp_pair);
+    h->call_off[d] = h->calls_n;
+    int32_t n_calls = 0;
+    for (int64_t i = 0; i < np;) {  /* one group per callee rule */
+        const int32_t rule = h->pairs[2 * i];
+        int64_t j = i;
+        while (j < np && h->pairs[2 * j] == rule) j++;
+        if (grow((void **)&h->nbuf, &h->nbuf_cap, j - i, 4)) return -1;
+        for (int64_t q = i; q < j; q++) h->nbuf[q - i] = h->pairs[2 * q + 1];
+        const int32_t ret = dfa_intern_closure(h, j - i);
+        if (ret < 0 || grow((void **)&h->calls, &h->calls_cap, h->calls_n + 2, 4)) return -1;
+        h->calls[h->calls_n++] = rule;
+        h->calls[h->calls_n++] = ret;
+        n_calls++;
+        i = j;
+    }
+    h->call_n[d] = n_calls;
+    h->ready[d] = 1;
+    return 0;
+}
+
+static inline int ensure_dfa(Core *h, int32_t d) {
+    return h->ready[d] ? 0 : dfa_make_ready(h, d);
+}
+
+/* dstate d's transition on byte b (d ready): a dstate, DEAD, or T_UNKNOWN on error */
+static int32_t dfa_step(Core *h, int32_t d, int b) {
+    int32_t t = h->trans[(int64_t)d * 256 + b];
+    if (t != T_UNKNOWN) return t;
+    int64_t m = 0;
+    for (int32_t i = 0; i < h->dset_len[d]; i++) {
+        const int32_t x = h->dset_pool[h->dset_off[d] + i];
+        for (int32_t e = h->eb_off[x]; e < h->eb_off[x + 1]; e++) {
+            if (h->eb[3 * e] <= b && b <= h->eb[3 * e + 1]) {
+                if (grow((void **)&h->nbuf, &h->nbuf_cap, m + 1, 4)) return T_UNKNOWN;
+                h->nbuf[m++] = h->eb[3 * e + 2];
+            }
+        }
+    }
+    if (m) {
+        t = dfa_intern_closure(h, m);
+        if (t < 0) return T_UNKNOWN;
+    } else {
+        t = DEAD;
+    }
+    const uint8_t *cls = h->cls + (int64_t)d * 256, k = cls[b];
+    int32_t *row = h->trans + (int64_t)d * 256;
+    for (int i = 0; i < 256; i++) if (cls[i] == k) row[i] = t;
+    return t;
+}
+
+/* ---------------------------------------------------------------- closures */
+
+/* the closure of one stack at level L (memoized): its stacks are L->cl_pool[*off .. *off + n) */
+static int32_t closure(Core *h, Level *L, int32_t s, int64_t *off) {
+    if (s >= L->cl_cap) {
+        int64_t c0 = L->cl_cap, cap = c0;
+        if (grow((void **)&L->cl_off, &cap, (int64_t)s + 1, 8)) return -1;
+        cap = c0; if (grow((void **)&L->cl_len, &cap, (int64_t)s + 1, 4)) return -1;
+        memset(L->cl_len + c0, 0xff, (size_t)(cap - c0) * 4);
+        L->cl_cap = cap;
+    }
+    if (L->cl_len[s] >= 0) { *off = L->cl_off[s]; return L->cl_len[s]; }
+    if (++h->epoch_cl == 0) { memset(h->stamp_cl, 0, (size_t)h->scap * 4); h->epoch_cl = 1; }
+    const uint32_t ep = h->epoch_cl;
+    int64_t start = L->cl_n, sp = 0;
+    if (grow((void **)&h->todo, &h->todo_cap, 1, 4)) return -1;
+    h->todo[sp++] = s;
+    while (sp) {
+        int32_t st = h->todo[--sp];
+        if (h->stamp_cl[st] == ep) continue;
+        h->stamp_cl[st] = ep;
+        int keep = st <= S_EXIT;
+        if (!keep) {
+            int32_t top = h->sstate[st];
+            if (ensure_dfa(h, top)) return -1;
+            keep = h->has_bytes[top];
+            int32_t nc = h->call_n[top];
+            if (grow((void **)&h->todo, &h->todo_cap, sp + nc + 1, 4)) return -1;
+            for (int32_t i = 0; i < nc; i++) {
+                const int64_t o = h->call_off[top] + 2 * (int64_t)i;
+                int32_t rule = h->calls[o], ret = h->calls[o + 1];
+                int32_t a = gs_push(h, h->sparent[st], ret);
+                if (a < 0 || ensure_dfa(h, h->starts[rule])) return -1;
+                int32_t b = gs_push(h, a, h->starts[rule]);
+                if (b < 0 || (b = truncate(h, L, b)) < 0) return -1;
+                h->todo[sp++] = b;
+            }
+            if (h->final[top]) h->todo[sp++] = h->sparent[st];
+        }
+        if (keep) {
+            if (grow((void **)&L->cl_pool, &L->cl_pool_cap, L->cl_n + 1, 4)) return -1;
+            L->cl_pool[L->cl_n++] = st;
+        }
+    }
+    L->cl_off[s] = start;
+    L->cl_len[s] = (int32_t)(L->cl_n - start);
+    *off = start;
+    return L->cl_len[s];
+}
+
+/* ---------------------------------------------------------------- configurations */
+
+static int rehash_configs(Level *L) {
+    int64_t cap = L->hcap ? L->hcap * 2 : 256;
+    int32_t *t = malloc((size_t)cap * 4);
+    if (!t) return -1;
+    memset(t, 0xff, (size_t)cap * 4);
+    for (int64_t c = 0; c < L->n; c++) {
+        uint64_t j = hash_ids(L->pool + L->off[c], L->len[c]) & (cap - 1);
+        while (t[j] >= 0) j = (j + 1) & (cap - 1);
+        t[j] = (int32_t)c;
+    }
+    free(L->htab);
+    L->htab = t;
+    L->hcap = cap;
+    return 0;
+}
+
+/* the id of the configuration made of ids[0..n) (sorted and unique already) */
+static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
+    if ((L->n + 1) * 2 > L->hcap && rehash_configs(L)) return -1;
+    uint64_t j = hash_ids(ids, n) & (L->hcap - 1);
+    for (;;) {
+        int32_t c = L->htab[j];
+        if (c < 0) break;
+        if (L->len[c] == n && !memcmp(L->pool + L->off[c], ids, (size_t)n * 4)) return c;
+        j = (j + 1) & (L->hcap - 1);
+    }
+    if (L->n == L->cap) {
+        int64_t c0 = L->cap, cap = c0;
+        if (grow((void **)&L->off, &cap, L->n + 1, 8)) return -1;
+        cap = c0; if (grow((void **)&L->len, &cap, L->n + 1, 4)) return -1;
+        cap = c0; if (grow((void **)&L->rows, &cap, L->n + 1, sizeof(int32_t *))) return -1;
+        cap = c0; if (grow((void **)&L->has_exit, &cap, L->n + 1, 1)) return -1;
+        cap = c0; if (grow((void **)&L->has_end, &cap, L->n + 1, 1)) return -1;
+        cap = c0; if (grow((void **)&L->selfloop, &cap, L->n + 1, 32)) return -1;
+        cap = c0; if (grow((void **)&L->seen, &cap, L->n + 1, 4)) return -1;
+        L->cap = cap;
+    }
+    if (grow((void **)&L->pool, &L->pool_cap, L->pool_n + n, 4)) return -1;
+    int64_t c = L->n++;
+    memcpy(L->pool + L->pool_n, ids, (size_t)n * 4);
+    L->off[c] = L->pool_n;
+    L->len[c] = n;
+    L->pool_n += n;
+    L->rows[c] = NULL;
+    L->has_exit[c] = L->has_end[c] = 0;
+    for (int32_t i = 0; i < n; i++) {
+        L->has_exit[c] |= ids[i] == S_EXIT;
+        L->has_end[c] |= ids[i] == S_END;
+    }
+    memset(L->selfloop + c * 4, c == 0 ? 0xff : 0, 32);  /* the dead configuration loops on all */
+    L->seen[c] = 0;
+    L->htab[j] = (int32_t)c;
+    return (int32_t)c;
+}
+
+static int32_t intern_ids(Core *h, Level *L, int32_t *ids, int32_t n) {
+    if (n > 1) {
+        sort_i32(ids, n);
+        int32_t m = 1;
+        for (int32_t i = 1; i < n; i++) if (ids[i] != ids[m - 1]) ids[m++] = ids[i];
+        n = m;
+    }
+    (void)h;
+    return intern_sorted(L, ids, n);
+}
+
+/* union of the closures of the stacks in[0..n) at level L, interned (in may alias nothing in h) */
+static int32_t closure_union(Core *h, Level *L, const int32_t *in, int64_t n) {
+    if (++h->epoch_un == 0) { memset(h->stamp_un, 0, (size_t)h->scap * 4); h->epoch_un = 1; }
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t off;
+        int32_t len = closure(h, L, in[i], &off);
+        if (len < 0) return -1;
+        if (grow((void **)&h->buf, &h->buf_cap, m + len, 4)) return -1;
+        const uint32_t ep = h->epoch_un;
+        for (int32_t j = 0; j < len; j++) {
+            int32_t x = L->cl_pool[off + j];
+            if (h->stamp_un[x] != ep) { h->stamp_un[x] = ep; h->buf[m++] = x; }
+        }
+    }
+    return intern_ids(h, L, h->buf, (int32_t)m);
+}
+
+static int32_t *row_of(Level *L, int32_t c) {
+    int32_t *row = L->rows[c];
+    if (!row) {
+        row = malloc(256 * 4);
+        if (!row) return NULL;
+        for (int i = 0; i < 256; i++) row[i] = c == 0 ? 0 : UNKNOWN;
+        L->rows[c] = row;
+    }
+    return row;
+}
+
+/* T[c][b]: one PDA step of configuration c on byte b, stored for every byte that steps alike */
+static int32_t cell(Core *h, Level *L, int32_t c, int b) {
+    int32_t *row = row_of(L, c);
+    if (!row) return -1;
+    if (row[b] != UNKNOWN) return row[b];
+    int32_t n = L->len[c];
+    int32_t moved_small[64], *moved = n <= 64 ? moved_small : malloc((size_t)n * 4);
+    if (!moved) return -1;
+    int32_t m = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t s = L->pool[L->off[c] + i];
+        if (s <= S_EXIT) continue;
+        int32_t top = h->sstate[s];
+        if (ensure_dfa(h, top)) { if (moved != moved_small) free(moved); return -1; }
+        int32_t d = dfa_step(h, top, b);
+        if (d == T_UNKNOWN) { if (moved != moved_small) free(moved); return -1; }
+        if (d == DEAD) continue;
+        int32_t x = gs_push(h, h->sparent[s], d);  /* same depth: nothing to truncate */
+        if (x < 0) { if (moved != moved_small) free(moved); return -1; }
+        moved[m++] = x;
+    }
+    int32_t nid = m ? closure_union(h, L, moved, m) : 0;
+    if (moved != moved_small) free(moved);
+    if (nid < 0) return -1;
+    /* every byte in the same class as b for each top state gives the same configuration */
+    const int32_t *ids = L->pool + L->off[c];
+    uint64_t *loop = L->selfloop + (int64_t)c * 4;
+    for (int b2 = 0; b2 < 256; b2++) {
+        if (row[b2] != UNKNOWN) continue;
+        int same = 1;
+        for (int32_t i = 0; i < n && same; i++) {
+            int32_t s = ids[i];
+            if (s <= S_EXIT) continue;
+            const uint8_t *cl = h->cls + (int64_t)h->sstate[s] * 256;
+            same = cl[b2] == cl[b];
+        }
+        if (same) {
+            row[b2] = nid;
+            if (nid == c) loop[b2 >> 6] |= 1ULL << (b2 & 63);
+        }
+    }
+    return nid;
+}
+
+/* ---------------------------------------------------------------- API */
+
+void gs_core_free(Core *h);
+
+/* A grammar's automaton over the given NFA (n states; per state, CSR offsets into the byte
+   edges (lo, hi, target), epsilon targets and calls (rule, return state); final flags) and
+   vocabulary trie.  Every array must outlive the core.  NULL when out of memory. */
+Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const int32_t *eps_off,
+                  const int32_t *eps, const int32_t *nc_off, const int32_t *nc, const uint8_t *nfa_final,
+                  int32_t n_rules, const int32_t *rule_start, const int32_t *pre_depth,
+                  const int32_t *pre_size, const uint8_t *pre_byte, const uint64_t *pre_sub,
+                  const int64_t *pre_tok_lo, const int64_t *tok, const int64_t *tok_pos,
+                  int64_t n_nodes, int32_t max_depth) {
+    Core *h = calloc(1, sizeof(Core));
+    if (!h) return NULL;
+    h->nfa_n = nfa_n; h->eb_off = eb_off; h->eb = eb; h->eps_off = eps_off; h->eps = eps;
+    h->nc_off = nc_off; h->nc = nc; h->nfa_final = nfa_final;
+    h->nstamp = calloc((size_t)(nfa_n ? nfa_n : 1), 4);
+    h->n_rules = n_rules;
+    h->starts = malloc((size_t)(n_rules ? n_rules : 1) * 4);
+    h->pre_depth = pre_depth; h->pre_size = pre_size; h->pre_byte = pre_byte; h->pre_sub = pre_sub;
+    h->pre_tok_lo = pre_tok_lo; h->tok = tok; h->tok_pos = tok_pos; h->n_nodes = n_nodes;
+    h->dst = malloc((size_t)(max_depth + 2) * 4);
+    h->dfl = malloc((size_t)(max_depth + 2));
+    int ok = h->nstamp && h->starts && h->dst && h->dfl && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
+             && !rehash_stacks(h) && !grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4);
+    for (int32_t r = 0; ok && r < n_rules; r++) {
+        h->nbuf[0] = rule_start[r];
+        ok = (h->starts[r] = dfa_intern_closure(h, 1)) >= 0;
+    }
+    if (!ok) { gs_core_free(h); return NULL; }
+    return h;
+}
+
+void gs_core_free(Core *h) {
+    if (!h) return;
+    for (int i = 0; i < h->nlv; i++) {
+        Level *L = &h->lv[i];
+        for (int64_t c = 0; c < L->n; c++) free(L->rows[c]);
+        free(L->off); free(L->len); free(L->pool); free(L->rows); free(L->has_exit);
+        free(L->has_end); free(L->selfloop); free(L->htab); free(L->cl_off); free(L->cl_len);
+        free(L->cl_pool); free(L->trunc); free(L->seen);
+    }
+    free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
+    free(h->pairs);
+    free(h->ready); free(h->final); free(h->has_bytes); free(h->trans); free(h->cls); free(h->call_off);
+    free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
+    free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
+    free(h->todo); free(h->dst); free(h->dfl); free(h->succ);
+    free(h);
+}
+
+/* the rule DFA for Python (nfa.RuleDfa's interface, see pda_native.NativeDfa) */
+int32_t gs_dfa_start(Core *h, int32_t r) { return h->starts[r]; }
+int64_t gs_dfa_count(Core *h) { return h->nd; }
+
+/* final | has_bytes << 1 | number of calls << 2, computing the state's tables first (-1: error) */
+int64_t gs_dfa_info(Core *h, int32_t d) {
+    if (ensure_dfa(h, d)) return -1;
+    return h->final[d] | (h->has_bytes[d] << 1) | ((int64_t)h->call_n[d] << 2);
+}
+
+void gs_dfa_calls(Core *h, int32_t d, int32_t *out) {
+    memcpy(out, h->calls + h->call_off[d], (size_t)h->call_n[d] * 8);
+}
+
+int32_t gs_dfa_set_len(Core *h, int32_t d) { return h->dset_len[d]; }
+void gs_dfa_set(Core *h, int32_t d, int32_t *out) {
+    memcpy(out, h->dset_pool + h->dset_off[d], (size_t)h->dset_len[d] * 4);
+}
+
+/* d's transition on b: a dstate, DEAD (-1), or T_UNKNOWN (-3) on error */
+int32_t gs_dfa_step(Core *h, int32_t d, int32_t b) {
+    if (ensure_dfa(h, d)) return T_UNKNOWN;
+    return dfa_step(h, d, b);
+}
+
+/* a new level keeping k frames (0: all); its config 0 is the dead configuration */
+int32_t gs_level_new(Core *h, int32_t k) {
+    if (h->nlv == MAX_LEVELS) return -1;
+    Level *L = &h->lv[h->nlv];
+    memset(L, 0, sizeof(Level));
+    L->k = k;
+    if (intern_sorted(L, NULL, 0) != 0) return -1;
+    return h->nlv++;
+}
+
+int64_t gs_num_configs(Core *h, int32_t lv) { return h->lv[lv].n; }
+int64_t gs_num_stacks(Core *h) { return h->ns; }
+int32_t gs_has_exit(Core *h, int32_t lv, int32_t c) { return h->lv[lv].has_exit[c]; }
+int32_t gs_has_end(Core *h, int32_t lv, int32_t c) { return h->lv[lv].has_end[c]; }
+
+/* the frames of stack s bottom first into out[0..depth); returns 2 * depth + (s sits on EXIT) */
+int64_t gs_stack_frames(Core *h, int32_t s, int32_t *out) {
+    int32_t d = h->sdepth[s], x = s;
+    for (int32_t i = d - 1; i >= 0; i--) { out[i] = h->sstate[x]; x = h->sparent[x]; }
+    return 2 * (int64_t)d + (x == S_EXIT);
+}
+
+int32_t gs_stack_depth(Core *h, int32_t s) { return h->sdepth[s]; }
+
+/* the stacks of configuration c into out (sized by the caller from gs_config_len) */
+int32_t gs_config_len(Core *h, int32_t lv, int32_t c) { return h->lv[lv].len[c]; }
+void gs_config_stacks(Core *h, int32_t lv, int32_t c, int32_t *out) {
+    Level *L = &h->lv[lv];
+    memcpy(out, L->pool + L->off[c], (size_t)L->len[c] * 4);
+}
+
+/* intern the configuration made of the given stacks (as they are: closed already) */
+int32_t gs_config_intern(Core *h, int32_t lv, const int32_t *ids, int32_t n) {
+    if (grow((void **)&h->buf, &h->buf_cap, n, 4)) return -1;
+    memcpy(h->buf, ids, (size_t)n * 4);
+    return intern_ids(h, &h->lv[lv], h->buf, n);
+}
+
+/* the closure of the given stacks, interned */
+int32_t gs_config_closure(Core *h, int32_t lv, const int32_t *ids, int32_t n) {
+    int32_t *copy = malloc((size_t)(n ? n : 1) * 4);
+    if (!copy) return -1;
+    memcpy(copy, ids, (size_t)n * 4);
+    int32_t r = closure_union(h, &h->lv[lv], copy, n);
+    free(copy);
+    return r;
+}
+
+/* the configuration {s cut to the level's k frames} (no closure: s is closed already) */
+int32_t gs_single(Core *h, int32_t lv, int32_t s) {
+    Level *L = &h->lv[lv];
+    int32_t t = truncate(h, L, s);
+    if (t < 0) return -1;
+    return intern_sorted(L, &t, 1);
+}
+
+int32_t gs_cell(Core *h, int32_t lv, int32_t c, int32_t b) { return cell(h, &h->lv[lv], c, b); }
+
+/* the configuration after data[0..n) from c (0: the output left the language; -1: error) */
+int32_t gs_step_bytes(Core *h, int32_t lv, int32_t c, const uint8_t *data, int64_t n) {
+    Level *L = &h->lv[lv];
+    for (int64_t i = 0; i < n && c > 0; i++) {
+        int32_t *row = L->rows[c];
+        int32_t x = row ? row[data[i]] : UNKNOWN;
+        c = x != UNKNOWN ? x : cell(h, L, c, data[i]);
+    }
+    return c;
+}
+
+static inline int skippable(const uint64_t *selfloop, const uint64_t *sub, int64_t r, int32_t ns) {
+    const uint64_t *sb = sub + r * 4, *sl = selfloop + (int64_t)ns * 4;
+    return !((sb[0] & ~sl[0]) | (sb[1] & ~sl[1]) | (sb[2] & ~sl[2]) | (sb[3] & ~sl[3]));
+}
+
+static inline void set_bits(uint32_t *bits, const int64_t *ids, int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; j++) bits[ids[j] >> 5] |= 1u << (ids[j] & 31);
+}
+
+/* the verdict of the tokens tok[a .. b), which end in configuration ns with flag f */
+static inline int verdict(Core *h, Level *L, int32_t ns, uint8_t f, int64_t a, int64_t b,
+                          uint32_t *acc, uint32_t *dep, int32_t *ends) {
+    if (a == b) return 0;
+    if (ns > 0) {
+        if (L->seen[ns] != L->seen_epoch) {
+            L->seen[ns] = L->seen_epoch;
+            if (grow((void **)&h->succ, &h->succ_cap, h->succ_n + 1, 4)) return -1;
+            h->succ[h->succ_n++] = ns;
+        }
+        if (acc) set_bits(acc, h->tok, a, b);
+        if (ends) for (int64_t j = a; j < b; j++) ends[h->tok_pos[j]] = ns;
+        return 0;
+    }
+    if (!f) return 0;
+    if (dep) set_bits(dep, h->tok, a, b);
+    return 1;
+}
+
+/* Walk the vocabulary trie from configuration cid: one front-to-back scan of the preorder
+   layout, jumping over the subtree of every node whose state is dead (and flag unset), filling
+   the table cells it needs as it goes.  A node's state is T[its parent's state][its byte], its
+   flag is its parent's flag | has_exit[parent's state] (a byte was read while the context was
+   unknown).  The tokens a node spells are accepted when its state is live, context-dependent
+   when it is dead but flagged.  With `skip`, a live node whose subtree's bytes all loop on its
+   state (a string's interior) is not walked: every token below it ends in that state.
+   Writes the accepted / dependent bits into acc / dep (zeroed by the caller; either may be NULL),
+   and with `ends` (zeroed, [walkable tokens] by position in vocab.token_ids) the configuration
+   each accepted token ends in.  *any_dep: some token is context-dependent.  Returns the number of
+   distinct live end configurations (read them with gs_successors), or -1 on error. */
+int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, int32_t *ends,
+                int32_t skip, int32_t *any_dep) {
+    Level *L = &h->lv[lv];
+    const int64_t n = h->n_nodes, *tlo = h->pre_tok_lo;
+    const int32_t *depth = h->pre_depth, *size = h->pre_size;
+    const uint8_t *byte = h->pre_byte;
+    if (++L->seen_epoch == 0) { memset(L->seen, 0, (size_t)L->cap * 4); L->seen_epoch = 1; }
+    h->succ_n = 0;
+    int dep_any = 0, v;
+    h->dst[0] = cid;
+    h->dfl[0] = 0;
+    for (int64_t i = 1; i < n;) {
+        const int32_t d = depth[i], ps = h->dst[d - 1];
+        const uint8_t f = h->dfl[d - 1] | L->has_exit[ps];
+        const int32_t *row = L->rows[ps];
+        int32_t ns = row ? row[byte[i]] : UNKNOWN;
+        if (ns == UNKNOWN && (ns = cell(h, L, ps, byte[i])) < 0) return -1;
+        if (ns == 0 && !f) { i += size[i]; continue; }  /* dead: nothing below can live */
+        if ((v = verdict(h, L, ns, f, tlo[i], tlo[i + 1], acc, dep, ends)) < 0) return -1;
+        dep_any |= v;
+        if (size[i] == 1) { i++; continue; }
+        if (skip && skippable(L->selfloop, h->pre_sub, i, ns)) {
+            v = verdict(h, L, ns, f | L->has_exit[ns], tlo[i + 1], tlo[i + size[i]], acc, dep, ends);
+            if (v < 0) return -1;
+            dep_any |= v;
+            i += size[i];
+            continue;
+        }
+        h->dst[d] = ns;
+        h->dfl[d] = f;
+        i++;
+    }
+    *any_dep = dep_any;
+    return h->succ_n;
+}
+
+void gs_successors(Core *h, int32_t *out) { memcpy(out, h->succ, (size_t)h->succ_n * 4); }
