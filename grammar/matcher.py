@@ -26,8 +26,8 @@ import numpy as np
 from ._gc import no_gc
 from .nfa import Nfa, RuleDfa
 from . import native
-from .pda import END, EXIT, MARK, Level, Pda, truncate_stack
-from .pda_native import NativeCore, NativeDfa, NativeLevel
+from .pda import END, MARK, Level, Pda, truncate_stack
+from .pda_native import NativeConfigs, NativeCore, NativeDfa, NativeLevel
 from .vocab import Vocabulary, pack_bits
 
 LEVELS = (4, 16, 64)
@@ -52,6 +52,53 @@ def _lru(table: OrderedDict, key, compute, limit: int):
     return got
 
 
+class _PyConfigs:
+    """Full configurations as the Python automaton has them: frozensets of stack tuples (see
+    pda.py).  pda_native.NativeConfigs has the same methods over the C automaton's ids; the
+    CompiledGrammar treats a configuration and a stack as opaque values and goes through these."""
+
+    def __init__(self, pda: Pda):
+        self.pda = pda
+        self.initial = pda.initial()
+        self._steps: dict = {}
+
+    def can_end(self, config: frozenset) -> bool:
+        return END in config
+
+    def stacks(self, config: frozenset) -> list[tuple]:
+        """The stacks of `config` other than END."""
+        return [st for st in config if st]
+
+    def frames(self, stack: tuple) -> tuple:
+        """The stack as a tuple of DFA states, bottom first."""
+        return stack
+
+    def tuples(self, config: frozenset) -> frozenset:
+        return config
+
+    def single(self, level, stack: tuple) -> int:
+        """The id in `level` of the configuration {stack cut to the level's depth}."""
+        return level.intern(frozenset((truncate_stack(stack, level.k),)))
+
+    def lone(self, stack: tuple) -> frozenset:
+        """The full configuration made of this one (closed) stack."""
+        return frozenset((stack,))
+
+    def step(self, config: frozenset, data: bytes) -> frozenset:
+        if len(self._steps) > STEP_MEMO:
+            self._steps.clear()
+        for b in data:
+            key = (config, b)
+            nxt = self._steps.get(key)
+            if nxt is None:
+                nxt = self.pda.step(config, b, None)
+                self._steps[key] = nxt
+            config = nxt
+            if not config:
+                break
+        return config
+
+
 class CompiledGrammar:
     def __init__(self, rules: dict, vocab: Vocabulary, warnings: list[str] | None = None,
                  use_native: bool = True):
@@ -61,18 +108,20 @@ class CompiledGrammar:
         lib = native.load() if use_native else None
         if lib is not None:  # the C automaton (pda_core.c); pda.Level is its Python reference
             self.core = NativeCore(lib, self.nfa, vocab)
-            self.pda = Pda(NativeDfa(self.core))
+            self.dfa = NativeDfa(self.core)
             self.levels = [NativeLevel(self.core, k) for k in LEVELS]
+            self.configs = NativeConfigs(self.core)
         else:
             self.core = None
-            self.pda = Pda(RuleDfa(self.nfa))
-            self.levels = [Level(self.pda, vocab, k) for k in LEVELS]
-        self.initial = self.pda.initial()
+            self.dfa = RuleDfa(self.nfa)
+            pda = Pda(self.dfa)
+            self.levels = [Level(pda, vocab, k) for k in LEVELS]
+            self.configs = _PyConfigs(pda)
+        self.initial = self.configs.initial
         self._lock = threading.RLock()
         self._masks: OrderedDict = OrderedDict()
         self._stack_masks: OrderedDict = OrderedDict()
         self._warmed = False  # warmup() has run
-        self._steps: dict = {}
         self._shortest = None  # ShortestCompletion, built on first use
         self._budget_profiles: OrderedDict = OrderedDict()
         self._shortest_texts: OrderedDict = OrderedDict()
@@ -99,20 +148,15 @@ class CompiledGrammar:
             self._warmed = True
         deadline = time.perf_counter() + time_budget_s
 
-        def keys(stacks) -> list[int]:
-            return [level.intern(frozenset((truncate_stack(st, level.k),)))
-                    for st in stacks if st and st != EXIT]
-
         with self._lock:
-            queue = deque(dict.fromkeys(keys(self.initial)))
+            queue = deque(dict.fromkeys(self.configs.single(level, st) for st in self.configs.stacks(self.initial)))
         seen = set(queue)
         while queue and len(seen) <= max_states and time.perf_counter() < deadline:
             cid = queue.popleft()
             with self._lock:
                 level.mask(cid)
                 nxt = level.successors.get(cid, ())
-                new = [c for c in keys(st for n in (nxt.tolist() if len(nxt) else ()) for st in level.configs[n])
-                       if c not in seen]
+                new = [c for n in (nxt.tolist() if len(nxt) else ()) for c in level.singles(n) if c not in seen]
             seen.update(new)
             queue.extend(dict.fromkeys(new))
         return len(level.masks)
@@ -121,10 +165,14 @@ class CompiledGrammar:
         if self._shortest is None:
             from .shortest import ShortestCompletion  # built on first use: most never need it
 
-            self._shortest = ShortestCompletion(self.nfa, self.pda.dfa)
+            self._shortest = ShortestCompletion(self.nfa, self.dfa)
         return self._shortest
 
-    def budget_mask(self, config: frozenset, budget: int) -> np.ndarray | None:
+    def can_end(self, config) -> bool:
+        """The output can end in this configuration (EOS is allowed)."""
+        return self.configs.can_end(config)
+
+    def budget_mask(self, config, budget: int) -> np.ndarray | None:
         """int32 [num_words]: the tokens after which the output can still end within `budget`
         more bytes (EOS when `config` can end now), or None when every token the grammar allows
         here leaves enough room (then the ordinary mask is the answer).
@@ -135,21 +183,22 @@ class CompiledGrammar:
         frames counts the cheapest way out of the frames cut off.  Context-dependent tokens are
         left out of the groups (the budget mask is a subset of the exact one)."""
         with self._lock:
-            profiles = [_lru(self._budget_profiles, st, self._budget_profile, BUDGET_LRU) for st in config if st]
+            profiles = [_lru(self._budget_profiles, st, self._budget_profile, BUDGET_LRU)
+                        for st in self.configs.stacks(config)]
         if all(longest <= budget for longest, _, _ in profiles):
             return None
-        words = self._eos.copy() if END in config else np.zeros(self.vocab.num_words, dtype=np.int32)
+        words = self._eos.copy() if self.can_end(config) else np.zeros(self.vocab.num_words, dtype=np.int32)
         for _, lengths, unions in profiles:
             i = bisect_right(lengths, budget)  # unions[i - 1]: every group that fits
             if i:
                 words |= unions[i - 1]
         return words
 
-    def _budget_profile(self, stack: tuple) -> tuple[float, list, list]:
+    def _budget_profile(self, stack) -> tuple[float, list, list]:
         """(longest completion after any token allowed from `stack`, the completion lengths
         ascending, for each length the words of the tokens whose completion is at most that long)."""
         with no_gc():  # a cold walk interns many configurations: see _gc.py
-            return self._budget_groups(stack)
+            return self._budget_groups(self.configs.frames(stack))
 
     def _budget_groups(self, stack: tuple) -> tuple[float, list, list]:
         sc = self._shortest_index()
@@ -189,51 +238,47 @@ class CompiledGrammar:
             return np.inf
         return sum(sc.best(d) for d in st[1:]) + below
 
-    def shortest_completion(self, config: frozenset) -> bytes | None:
+    def shortest_completion(self, config) -> bytes | None:
         """The bytes of one shortest way to finish from `config` (b"" if it can end now)."""
         with self._lock:
             return _lru(self._shortest_texts, config, self._shortest_text, MASK_LRU)
 
-    def _shortest_text(self, config: frozenset) -> bytes | None:
-        return self._shortest_index().text(config)
+    def _shortest_text(self, config) -> bytes | None:
+        return self._shortest_index().text(self.configs.tuples(config))
 
-    def step_bytes(self, config: frozenset, data: bytes) -> frozenset:
-        """The full configuration after `data` (empty if the output left the language)."""
+    def step_bytes(self, config, data: bytes):
+        """The full configuration after `data` (falsy if the output left the language)."""
         with self._lock:
-            if len(self._steps) > STEP_MEMO:
-                self._steps.clear()
-            for b in data:
-                key = (config, b)
-                nxt = self._steps.get(key)
-                if nxt is None:
-                    nxt = self.pda.step(config, b, None)
-                    self._steps[key] = nxt
-                config = nxt
-                if not config:
-                    break
-            return config
+            return self.configs.step(config, data)
 
-    def mask(self, config: frozenset) -> np.ndarray:
+    def mask(self, config) -> np.ndarray:
         """int32 [num_words] allowed-token words for a full configuration (do not mutate)."""
         with self._lock:
             return _lru(self._masks, config, self._compute_mask, MASK_LRU)
 
-    def _compute_mask(self, config: frozenset) -> np.ndarray:
+    def _compute_mask(self, config) -> np.ndarray:
+        if self.core is not None:  # the C automaton allocates no Python objects to collect
+            return self._walk_levels(config)
         with no_gc():  # a cold mask interns many configurations: see _gc.py
             return self._walk_levels(config)
 
-    def _walk_levels(self, config: frozenset) -> np.ndarray:
-        allowed = self._eos.copy() if END in config else np.zeros(self.vocab.num_words, dtype=np.int32)
-        for st in config:
-            if st:  # END: the EOS bits above
-                allowed |= _lru(self._stack_masks, st, self._stack_mask, STACK_LRU)
+    def _walk_levels(self, config) -> np.ndarray:
+        stacks = self.configs.stacks(config)
+        if self.can_end(config):  # END: the EOS bits
+            allowed = self._eos.copy()
+        elif len(stacks) == 1:  # one stack: its mask is the answer
+            return _lru(self._stack_masks, stacks[0], self._stack_mask, STACK_LRU)
+        else:
+            allowed = np.zeros(self.vocab.num_words, dtype=np.int32)
+        for st in stacks:
+            allowed |= _lru(self._stack_masks, st, self._stack_mask, STACK_LRU)
         return allowed
 
-    def _stack_mask(self, stack: tuple) -> np.ndarray:
+    def _stack_mask(self, stack) -> np.ndarray:
         """int32 [num_words]: the tokens allowed from one full stack (do not mutate)."""
         allowed, pending = None, None
         for level in self.levels:
-            acc, dep, any_dep = level.mask(level.intern(frozenset((truncate_stack(stack, level.k),))))
+            acc, dep, any_dep = level.mask(self.configs.single(level, stack))
             if allowed is None:
                 allowed, pending = acc, (dep if any_dep else None)
             else:
@@ -244,7 +289,7 @@ class CompiledGrammar:
                 return allowed
         allowed = allowed.copy()  # deeper than the last level: check the few leftovers exactly
         bits = np.unpackbits(pending.view(np.uint8), bitorder="little")
-        config = frozenset((stack,))
+        config = self.configs.lone(stack)
         for t in np.flatnonzero(bits).tolist():
             if self.step_bytes(config, self.vocab.tokens[t]):
                 allowed[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
@@ -257,11 +302,11 @@ class GrammarMatcher:
     def __init__(self, grammar: CompiledGrammar, max_rollback_tokens: int | None = None):
         self.grammar = grammar
         self.max_rollback_tokens = max_rollback_tokens
-        self._history: list[frozenset] = [grammar.initial]
+        self._history: list = [grammar.initial]  # configurations (see CompiledGrammar.configs)
         self._terminated = False
 
     @property
-    def config(self) -> frozenset:
+    def config(self):
         return self._history[-1]
 
     def fill_bitmask(self, row: np.ndarray) -> None:
@@ -281,7 +326,7 @@ class GrammarMatcher:
         if self._terminated or not 0 <= token_id < vocab.size:
             return False
         if token_id in vocab.eos_token_ids:
-            if END not in self.config:
+            if not self.grammar.can_end(self.config):
                 return False
             self._push(self.config)
             self._terminated = True
@@ -304,7 +349,7 @@ class GrammarMatcher:
         self._push(nxt)
         return True
 
-    def _push(self, config: frozenset) -> None:
+    def _push(self, config) -> None:
         self._history.append(config)
         limit = self.max_rollback_tokens
         if limit is not None and len(self._history) > limit + 1:
@@ -320,7 +365,7 @@ class GrammarMatcher:
             self._terminated = False
 
     def can_terminate(self) -> bool:
-        return not self._terminated and END in self.config
+        return not self._terminated and self.grammar.can_end(self.config)
 
     def shortest_completion(self) -> bytes | None:
         """The fewest bytes that complete the output from here (b"" when it can end now; None

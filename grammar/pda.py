@@ -127,6 +127,11 @@ class Level:
             self.any_exit = self.any_exit or bool(self.has_exit[cid])
         return cid
 
+    def singles(self, cid: int) -> list[int]:
+        """The ids of the one-stack configurations {s} for the stacks s of configuration cid that
+        can read a byte (END and EXIT left out)."""
+        return [self.intern(frozenset((st,))) for st in self.configs[cid] if st and st != EXIT]
+
     def _bounds(self, c: int) -> list[int]:
         """Sorted cell boundaries of configuration c: bytes in one cell step alike."""
         got = self.bounds.get(c)

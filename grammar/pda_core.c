@@ -39,6 +39,9 @@ typedef struct {
     int32_t *cl_pool; int64_t cl_n, cl_pool_cap;
     int32_t *trunc; int64_t trunc_cap;                 /* stack node -> its k-truncation */
     uint32_t *seen; uint32_t seen_epoch;               /* successors met by the current walk */
+    uint64_t *ccut;                  /* [cap][4]: the union of the top states' class cuts (set
+                                        when the row is allocated): bytes between two cuts step
+                                        alike from the configuration */
 } Level;
 
 typedef struct {
@@ -58,6 +61,7 @@ typedef struct {
     uint8_t *ready, *final, *has_bytes;  /* ready: flags, classes and calls computed */
     int32_t *trans;                  /* [dcap][256], T_UNKNOWN until a step needs it */
     uint8_t *cls;                    /* [dcap][256]: bytes of one class step alike */
+    uint64_t *dcut;                  /* [dcap][4]: bit x set where class x-1 ends (x in 1..255) */
     int64_t *call_off; int32_t *call_n;
     int32_t *calls; int64_t calls_n, calls_cap;  /* (rule, return dstate) pairs */
     int32_t *pairs; int64_t pairs_cap;
@@ -72,12 +76,13 @@ typedef struct {
     int32_t *todo; int64_t todo_cap;
     Level lv[MAX_LEVELS]; int nlv;
     /* the vocabulary trie in preorder (arrays owned by the Python Vocabulary, see vocab.py) */
-    const int32_t *pre_depth, *pre_size;
+    const int32_t *pre_depth, *pre_size, *pre_height, *tok_len;
     const uint8_t *pre_byte;
     const uint64_t *pre_sub;         /* [N][4]: the bytes strictly below each node */
     const int64_t *pre_tok_lo, *tok, *tok_pos;  /* node r's tokens: tok[pre_tok_lo[r] .. [r + 1]) */
     int64_t n_nodes;
     int32_t *dst; uint8_t *dfl;      /* the walk's state and flag per depth */
+    int32_t *chain; uint8_t *fchain; /* a chain skip's state and flag per depth below its node */
     int32_t *succ; int64_t succ_n, succ_cap;
 } Core;
 
@@ -248,6 +253,7 @@ static int32_t dfa_intern_closure(Core *h, int64_t m) {
         cap = c0; if (grow((void **)&h->has_bytes, &cap, need, 1)) return -1;
         cap = c0; if (grow((void **)&h->trans, &cap, need, 256 * 4)) return -1;
         cap = c0; if (grow((void **)&h->cls, &cap, need, 256)) return -1;
+        cap = c0; if (grow((void **)&h->dcut, &cap, need, 32)) return -1;
         cap = c0; if (grow((void **)&h->call_off, &cap, need, 8)) return -1;
         cap = c0; if (grow((void **)&h->call_n, &cap, need, 4)) return -1;
         h->dcap = cap;
@@ -291,8 +297,10 @@ static int dfa_make_ready(Core *h, int32_t d) {
     }
     uint8_t *cls = h->cls + (int64_t)d * 256, k = 0;
     int32_t *row = h->trans + (int64_t)d * 256;
+    uint64_t *dc = h->dcut + (int64_t)d * 4;
+    dc[0] = dc[1] = dc[2] = dc[3] = 0;
     for (int b = 0; b < 256; b++) {
-        if (b && cut[b]) k++;
+        if (b && cut[b]) { k++; dc[b >> 6] |= 1ULL << (b & 63); }
         cls[b] = k;
         row[b] = T_UNKNOWN;
     }
@@ -436,6 +444,8 @@ static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
         cap = c0; if (grow((void **)&L->has_end, &cap, L->n + 1, 1)) return -1;
         cap = c0; if (grow((void **)&L->selfloop, &cap, L->n + 1, 32)) return -1;
         cap = c0; if (grow((void **)&L->seen, &cap, L->n + 1, 4)) return -1;
+        cap = c0; if (grow((void **)&L->ccut, &cap, L->n + 1, 32)) return -1;
+
         L->cap = cap;
     }
     if (grow((void **)&L->pool, &L->pool_cap, L->pool_n + n, 4)) return -1;
@@ -452,6 +462,7 @@ static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
     }
     memset(L->selfloop + c * 4, c == 0 ? 0xff : 0, 32);  /* the dead configuration loops on all */
     L->seen[c] = 0;
+
     L->htab[j] = (int32_t)c;
     return (int32_t)c;
 }
@@ -485,20 +496,48 @@ static int32_t closure_union(Core *h, Level *L, const int32_t *in, int64_t n) {
     return intern_ids(h, L, h->buf, (int32_t)m);
 }
 
-static int32_t *row_of(Level *L, int32_t c) {
+/* configuration c's table row, allocated (all UNKNOWN, with its class cuts) on first use */
+static int32_t *row_of(Core *h, Level *L, int32_t c) {
     int32_t *row = L->rows[c];
-    if (!row) {
-        row = malloc(256 * 4);
-        if (!row) return NULL;
-        for (int i = 0; i < 256; i++) row[i] = c == 0 ? 0 : UNKNOWN;
-        L->rows[c] = row;
+    if (row) return row;
+    row = malloc(256 * 4);
+    if (!row) return NULL;
+    for (int i = 0; i < 256; i++) row[i] = c == 0 ? 0 : UNKNOWN;
+    uint64_t cut[4] = {0, 0, 0, 0};
+    for (int32_t i = 0; i < L->len[c]; i++) {
+        const int32_t s = L->pool[L->off[c] + i];
+        if (s <= S_EXIT) continue;
+        const int32_t top = h->sstate[s];
+        if (ensure_dfa(h, top)) { free(row); return NULL; }
+        for (int w = 0; w < 4; w++) cut[w] |= h->dcut[(int64_t)top * 4 + w];
     }
+    memcpy(L->ccut + (int64_t)c * 4, cut, 32);
+    L->rows[c] = row;
     return row;
+}
+
+/* the highest set bit at or below b (0 if none) and the lowest set bit above b (256 if none) */
+static inline int bit_at_or_below(const uint64_t *v, int b) {
+    for (int w = b >> 6; w >= 0; w--) {
+        uint64_t x = v[w];
+        if (w == b >> 6) x &= (b & 63) == 63 ? ~0ULL : ((1ULL << ((b & 63) + 1)) - 1);
+        if (x) return 64 * w + 63 - __builtin_clzll(x);
+    }
+    return 0;
+}
+
+static inline int bit_above(const uint64_t *v, int b) {
+    for (int w = b >> 6; w < 4; w++) {
+        uint64_t x = v[w];
+        if (w == b >> 6) x &= (b & 63) == 63 ? 0 : ~((1ULL << ((b & 63) + 1)) - 1);
+        if (x) return 64 * w + __builtin_ctzll(x);
+    }
+    return 256;
 }
 
 /* T[c][b]: one PDA step of configuration c on byte b, stored for every byte that steps alike */
 static int32_t cell(Core *h, Level *L, int32_t c, int b) {
-    int32_t *row = row_of(L, c);
+    int32_t *row = row_of(h, L, c);
     if (!row) return -1;
     if (row[b] != UNKNOWN) return row[b];
     int32_t n = L->len[c];
@@ -520,22 +559,13 @@ static int32_t cell(Core *h, Level *L, int32_t c, int b) {
     int32_t nid = m ? closure_union(h, L, moved, m) : 0;
     if (moved != moved_small) free(moved);
     if (nid < 0) return -1;
-    /* every byte in the same class as b for each top state gives the same configuration */
-    const int32_t *ids = L->pool + L->off[c];
+    /* every byte between the same two class cuts as b steps alike from every top state */
+    const uint64_t *cut = L->ccut + (int64_t)c * 4;
+    const int lo = bit_at_or_below(cut, b), hi = bit_above(cut, b);
     uint64_t *loop = L->selfloop + (int64_t)c * 4;
-    for (int b2 = 0; b2 < 256; b2++) {
-        if (row[b2] != UNKNOWN) continue;
-        int same = 1;
-        for (int32_t i = 0; i < n && same; i++) {
-            int32_t s = ids[i];
-            if (s <= S_EXIT) continue;
-            const uint8_t *cl = h->cls + (int64_t)h->sstate[s] * 256;
-            same = cl[b2] == cl[b];
-        }
-        if (same) {
-            row[b2] = nid;
-            if (nid == c) loop[b2 >> 6] |= 1ULL << (b2 & 63);
-        }
+    for (int b2 = lo; b2 < hi; b2++) {
+        row[b2] = nid;
+        if (nid == c) loop[b2 >> 6] |= 1ULL << (b2 & 63);
     }
     return nid;
 }
@@ -552,7 +582,7 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
                   int32_t n_rules, const int32_t *rule_start, const int32_t *pre_depth,
                   const int32_t *pre_size, const uint8_t *pre_byte, const uint64_t *pre_sub,
                   const int64_t *pre_tok_lo, const int64_t *tok, const int64_t *tok_pos,
-                  int64_t n_nodes, int32_t max_depth) {
+                  const int32_t *pre_height, const int32_t *tok_len, int64_t n_nodes, int32_t max_depth) {
     Core *h = calloc(1, sizeof(Core));
     if (!h) return NULL;
     h->nfa_n = nfa_n; h->eb_off = eb_off; h->eb = eb; h->eps_off = eps_off; h->eps = eps;
@@ -562,9 +592,12 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->starts = malloc((size_t)(n_rules ? n_rules : 1) * 4);
     h->pre_depth = pre_depth; h->pre_size = pre_size; h->pre_byte = pre_byte; h->pre_sub = pre_sub;
     h->pre_tok_lo = pre_tok_lo; h->tok = tok; h->tok_pos = tok_pos; h->n_nodes = n_nodes;
+    h->pre_height = pre_height; h->tok_len = tok_len;
+    h->chain = malloc((size_t)(max_depth + 2) * 4);
+    h->fchain = malloc((size_t)(max_depth + 2));
     h->dst = malloc((size_t)(max_depth + 2) * 4);
     h->dfl = malloc((size_t)(max_depth + 2));
-    int ok = h->nstamp && h->starts && h->dst && h->dfl && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
+    int ok = h->nstamp && h->starts && h->dst && h->dfl && h->chain && h->fchain && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
              && !rehash_stacks(h) && !grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4);
     for (int32_t r = 0; ok && r < n_rules; r++) {
         h->nbuf[0] = rule_start[r];
@@ -581,14 +614,14 @@ void gs_core_free(Core *h) {
         for (int64_t c = 0; c < L->n; c++) free(L->rows[c]);
         free(L->off); free(L->len); free(L->pool); free(L->rows); free(L->has_exit);
         free(L->has_end); free(L->selfloop); free(L->htab); free(L->cl_off); free(L->cl_len);
-        free(L->cl_pool); free(L->trunc); free(L->seen);
+        free(L->cl_pool); free(L->trunc); free(L->seen); free(L->ccut);
     }
     free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
     free(h->pairs);
-    free(h->ready); free(h->final); free(h->has_bytes); free(h->trans); free(h->cls); free(h->call_off);
+    free(h->ready); free(h->final); free(h->has_bytes); free(h->trans); free(h->cls); free(h->dcut); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
-    free(h->todo); free(h->dst); free(h->dfl); free(h->succ);
+    free(h->todo); free(h->dst); free(h->dfl); free(h->chain); free(h->fchain); free(h->succ);
     free(h);
 }
 
@@ -687,7 +720,10 @@ int32_t gs_step_bytes(Core *h, int32_t lv, int32_t c, const uint8_t *data, int64
 }
 
 static inline int skippable(const uint64_t *selfloop, const uint64_t *sub, int64_t r, int32_t ns) {
-    const uint64_t *sb = sub + r * 4, *sl = selfloop + (int64_t)ns * 4;
+    const uint64_t *sl = selfloop + (int64_t)ns * 4;
+    if (!(sl[0] | sl[1] | sl[2] | sl[3])) return 0;  /* loops on no byte (the usual case): the
+                                                         subtree's byte set need not be read */
+    const uint64_t *sb = sub + r * 4;
     return !((sb[0] & ~sl[0]) | (sb[1] & ~sl[1]) | (sb[2] & ~sl[2]) | (sb[3] & ~sl[3]));
 }
 
@@ -714,13 +750,81 @@ static inline int verdict(Core *h, Level *L, int32_t ns, uint8_t f, int64_t a, i
     return 1;
 }
 
+#define CHAIN_MIN_NODES 48  /* subtrees smaller than this are walked, not chained */
+
+/* the one configuration that every byte in the set sb leads c to (computing the cells it needs,
+   one per byte class met), -2 if they differ, -1 on error */
+static int32_t uniform_target(Core *h, Level *L, int32_t c, const uint64_t *sb) {
+    if (!row_of(h, L, c)) return -1;
+    const uint64_t *cut = L->ccut + (int64_t)c * 4;
+    int32_t t = -3;
+    int hi = 0;  /* bytes below hi lie in a class already checked */
+    for (int w = 0; w < 4; w++) {
+        for (uint64_t x = sb[w]; x; x &= x - 1) {
+            const int b = 64 * w + __builtin_ctzll(x);
+            if (b < hi) continue;
+            int32_t v = L->rows[c][b];
+            if (v == UNKNOWN && (v = cell(h, L, c, b)) < 0) return -1;
+            if (t == -3) t = v;
+            else if (v != t) return -2;
+            hi = bit_above(cut, b);
+        }
+    }
+    return t;
+}
+
+/* Chain skip: when every byte below node r leads each state met to one same next state (a
+   counted string's interior: every character moves a counter), the tokens below r end in
+   chain[j] at relative depth j, with flag fchain[j].  Returns 1 with chain/fchain filled for
+   j = 0 .. height, 0 if the subtree is not uniform, -1 on error. */
+static int build_chain(Core *h, Level *L, int64_t r, int32_t ns, uint8_t f) {
+    const uint64_t *sb = h->pre_sub + r * 4;
+    const int32_t height = h->pre_height[r];
+    h->chain[0] = ns;
+    h->fchain[0] = f;
+    for (int32_t j = 1; j <= height; j++) {
+        const int32_t c = h->chain[j - 1];
+        h->fchain[j] = h->fchain[j - 1] | L->has_exit[c];
+        if (c == 0) { h->chain[j] = 0; continue; }  /* dead stays dead */
+        const int32_t t = uniform_target(h, L, c, sb);
+        if (t == -1) return -1;
+        if (t == -2) return 0;
+        h->chain[j] = t;
+    }
+    return 1;
+}
+
+/* the verdicts of the tokens tok[a .. b) below a chained node at depth d0 */
+static int chain_verdicts(Core *h, Level *L, int32_t d0, int64_t a, int64_t b, uint32_t *acc,
+                          uint32_t *dep, int32_t *ends) {
+    int any = 0;
+    for (int64_t j = a; j < b; j++) {
+        const int32_t rel = h->tok_len[j] - d0, st = h->chain[rel];
+        if (st > 0) {
+            if (L->seen[st] != L->seen_epoch) {
+                L->seen[st] = L->seen_epoch;
+                if (grow((void **)&h->succ, &h->succ_cap, h->succ_n + 1, 4)) return -1;
+                h->succ[h->succ_n++] = st;
+            }
+            if (acc) acc[h->tok[j] >> 5] |= 1u << (h->tok[j] & 31);
+            if (ends) ends[h->tok_pos[j]] = st;
+        } else if (h->fchain[rel]) {
+            if (dep) dep[h->tok[j] >> 5] |= 1u << (h->tok[j] & 31);
+            any = 1;
+        }
+    }
+    return any;
+}
+
 /* Walk the vocabulary trie from configuration cid: one front-to-back scan of the preorder
    layout, jumping over the subtree of every node whose state is dead (and flag unset), filling
    the table cells it needs as it goes.  A node's state is T[its parent's state][its byte], its
    flag is its parent's flag | has_exit[parent's state] (a byte was read while the context was
    unknown).  The tokens a node spells are accepted when its state is live, context-dependent
-   when it is dead but flagged.  With `skip`, a live node whose subtree's bytes all loop on its
-   state (a string's interior) is not walked: every token below it ends in that state.
+   when it is dead but flagged.  With `skip` & 1, a live node whose subtree's bytes all loop on its
+   state (a string's interior) is not walked: every token below it ends in that state; with
+   `skip` & 2, nor is a big subtree whose bytes all lead each state to one same next one (see
+   build_chain).
    Writes the accepted / dependent bits into acc / dep (zeroed by the caller; either may be NULL),
    and with `ends` (zeroed, [walkable tokens] by position in vocab.token_ids) the configuration
    each accepted token ends in.  *any_dep: some token is context-dependent.  Returns the number of
@@ -746,12 +850,22 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
         if ((v = verdict(h, L, ns, f, tlo[i], tlo[i + 1], acc, dep, ends)) < 0) return -1;
         dep_any |= v;
         if (size[i] == 1) { i++; continue; }
-        if (skip && skippable(L->selfloop, h->pre_sub, i, ns)) {
+        if ((skip & 1) && skippable(L->selfloop, h->pre_sub, i, ns)) {
             v = verdict(h, L, ns, f | L->has_exit[ns], tlo[i + 1], tlo[i + size[i]], acc, dep, ends);
             if (v < 0) return -1;
             dep_any |= v;
             i += size[i];
             continue;
+        }
+        if ((skip & 2) && size[i] >= CHAIN_MIN_NODES && ns != 0) {
+            const int ok = build_chain(h, L, i, ns, f);
+            if (ok < 0) return -1;
+            if (ok) {
+                if ((v = chain_verdicts(h, L, d, tlo[i + 1], tlo[i + size[i]], acc, dep, ends)) < 0) return -1;
+                dep_any |= v;
+                i += size[i];
+                continue;
+            }
         }
         h->dst[d] = ns;
         h->dfl[d] = f;

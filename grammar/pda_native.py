@@ -20,6 +20,20 @@ from .nfa import DEAD
 from .pda import MARK
 from .vocab import Vocabulary
 
+SKIP = 3  # gs_scan's subtree skips: 1 = self-loops, 2 = chains (both)
+
+
+class _Buffer:
+    """A growable int32 scratch array with its address cached."""
+
+    def __init__(self, n: int):
+        self.resize(n)
+
+    def resize(self, n: int) -> None:
+        self.a = np.empty(n, dtype=np.int32)
+        self.p = self.a.ctypes.data
+
+
 def _nfa_arrays(nfa) -> tuple[np.ndarray, ...]:
     """The NFA as CSR int32 arrays: byte edges (lo, hi, target), epsilons, calls (rule, return),
     and the final-state flags (what gs_core_new reads)."""
@@ -47,14 +61,33 @@ class NativeCore:
         self.h = lib.gs_core_new(len(nfa.eps), *(a.ctypes.data for a in arrays[:7]), len(nfa.start),
                                  arrays[7].ctypes.data,
                                  *(a.ctypes.data for a in (v.pre_depth, v.pre_size, v.pre_byte, v.pre_sub_bytes,
-                                                           v.pre_tok_lo, v.sub_tokens, v.sub_token_pos)),
+                                                           v.pre_tok_lo, v.sub_tokens, v.sub_token_pos,
+                                                           v.pre_height, v.sub_token_len)),
                                  v.num_nodes, v.max_len)
-        self._any_dep = np.zeros(1, dtype=np.int32)
         if not self.h:
             raise MemoryError("cannot allocate the grammar automaton")
         self._sids: dict[tuple, int] = {}
         self._tuples: dict[int, tuple] = {}
         self._frames = np.empty(64, dtype=np.int32)
+        self._any_dep = np.zeros(1, dtype=np.int32)
+        self._p_any_dep = self._any_dep.ctypes.data
+        self.ids = _Buffer(64)  # stack ids read back from C
+        self.succ = _Buffer(256)  # a walk's successors
+        self._slab, self._slab_used, self._slab_p = np.zeros((0, 2, vocab.num_words), dtype=np.int32), 0, 0
+
+    def word_pair(self) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """Two zeroed int32 [num_words] rows (a walk's accepted and dependent bits, kept for good in
+        the level's mask cache) and their addresses: carved from slabs, since numpy's `.ctypes`
+        costs ~3 us a call (more than a small walk)."""
+        slab, i = self._slab, self._slab_used
+        if i == slab.shape[0]:
+            slab = self._slab = np.zeros((min(2 * max(slab.shape[0], 2), 128), 2, self.vocab.num_words),
+                                         dtype=np.int32)
+            self._slab_p, i = slab.ctypes.data, 0
+        self._slab_used = i + 1
+        stride = slab.strides[1]
+        p = self._slab_p + i * slab.strides[0]
+        return slab[i, 0], slab[i, 1], p, p + stride
 
     def __del__(self):
         h, self.h = getattr(self, "h", None), None
@@ -200,6 +233,19 @@ class NativeLevel:
         """The configuration {stack node sid cut to k frames}."""
         return self.core.check(self.core.lib.gs_single(self.core.h, self.lv, sid))
 
+    def sids(self, cid: int) -> list[int]:
+        """The stack nodes of configuration cid (sorted: END = 0 and EXIT = 1 first)."""
+        core, buf = self.core, self.core.ids
+        n = core.lib.gs_config_len(core.h, self.lv, cid)
+        if n > buf.a.size:
+            buf.resize(2 * n)
+        core.lib.gs_config_stacks(core.h, self.lv, cid, buf.p)
+        return buf.a[:n].tolist()
+
+    def singles(self, cid: int) -> list[int]:
+        """As pda.Level.singles: the one-stack configurations of cid's stacks (END, EXIT left out)."""
+        return [self.single(s) for s in self.sids(cid) if s > 1]
+
     def has_exit(self, cid: int) -> bool:
         return bool(self.core.lib.gs_has_exit(self.core.h, self.lv, cid))
 
@@ -210,26 +256,57 @@ class NativeLevel:
             got = self.masks[cid] = self._walk(cid)
         return got
 
-    def _scan(self, cid: int, acc, dep, ends) -> int:
-        core = self.core
-        n = core.check(core.lib.gs_scan(core.h, self.lv, cid, *(None if x is None else x.ctypes.data
-                                                                 for x in (acc, dep, ends)),
-                                        1, core._any_dep.ctypes.data))
-        return n
-
     def _walk(self, cid: int):
-        v, core = self.vocab, self.core
-        acc = np.zeros(v.num_words, dtype=np.int32)  # [W]
-        dep = np.zeros(v.num_words, dtype=np.int32)  # [W]
-        n = self._scan(cid, acc, dep, None)
-        succ = np.empty(max(n, 1), dtype=np.int32)
-        core.lib.gs_successors(core.h, succ.ctypes.data)
-        self.successors[cid] = np.sort(succ[:n])
+        core = self.core
+        acc, dep, p_acc, p_dep = core.word_pair()  # [W] each, zeroed
+        n = core.check(core.lib.gs_scan(core.h, self.lv, cid, p_acc, p_dep, None, SKIP, core._p_any_dep))
+        if n > core.succ.a.size:
+            core.succ.resize(2 * n)
+        core.lib.gs_successors(core.h, core.succ.p)
+        self.successors[cid] = np.sort(core.succ.a[:n])
         return acc, dep, bool(core._any_dep[0])
 
     def token_end_states(self, cid: int) -> tuple[np.ndarray, bool]:
         """As pda.Level.token_end_states: (the configuration id each walkable token leads to from
         `cid`, 0 = rejected or context-dependent; whether any token is context-dependent)."""
+        core = self.core
         ends = np.zeros(self.vocab.token_ids.size, dtype=np.int32)
-        self._scan(cid, None, None, ends)
-        return ends, bool(self.core._any_dep[0])
+        core.check(core.lib.gs_scan(core.h, self.lv, cid, None, None, ends.ctypes.data, SKIP, core._p_any_dep))
+        return ends, bool(core._any_dep[0])
+
+
+class NativeConfigs:
+    """Full configurations (no frames cut) in the C automaton: the matcher's states, as ids of a
+    level with k = 0.  Same methods as matcher._PyConfigs (there a configuration is a frozenset
+    of stack tuples); a stack is a C stack node."""
+
+    def __init__(self, core: NativeCore):
+        self.core, self.full = core, NativeLevel(core, 0)
+        self.lv = self.full.lv
+        start = core.check(core.lib.gs_push(core.h, 0, core.lib.gs_dfa_start(core.h, 0)))
+        ids = np.asarray([start], dtype=np.int32)
+        self.initial = core.check(core.lib.gs_config_closure(core.h, self.lv, ids.ctypes.data, 1))
+
+    def can_end(self, cid: int) -> bool:
+        return bool(self.core.lib.gs_has_end(self.core.h, self.lv, cid))
+
+    def stacks(self, cid: int) -> list[int]:
+        ids = self.full.sids(cid)
+        return ids[1:] if ids and ids[0] == 0 else ids  # END reads no byte
+
+    def frames(self, sid: int) -> tuple:
+        return self.core.stack_tuple(sid)
+
+    def tuples(self, cid: int) -> frozenset:
+        return self.full.configs[cid]
+
+    @staticmethod
+    def single(level: NativeLevel, sid: int) -> int:
+        return level.single(sid)
+
+    def lone(self, sid: int) -> int:
+        ids = np.asarray([sid], dtype=np.int32)
+        return self.core.check(self.core.lib.gs_config_intern(self.core.h, self.lv, ids.ctypes.data, 1))
+
+    def step(self, cid: int, data: bytes) -> int:
+        return self.core.check(self.core.lib.gs_step_bytes(self.core.h, self.lv, cid, data, len(data)))

@@ -18,8 +18,8 @@ children of a node are one contiguous range, and the children of a sorted node l
                              (tokens in depth-first order, so every subtree is one range);
                              sub_token_pos[lo:hi] are their positions in token_ids
 
-    pre_*         [N]    the same trie in preorder (depth, last byte, subtree size, sub_bytes,
-                         token ranges into sub_tokens): the C walk's layout
+    pre_*         [N]    the same trie in preorder (depth, last byte, subtree size and height,
+                         sub_bytes, token ranges into sub_tokens): the C walk's layout
 The sub_* arrays let the walk skip a subtree whole: from a configuration that loops on every byte of
 `sub_bytes[c]` (a string's interior, whitespace, `.*`), every token below c ends where c does.
 """
@@ -135,6 +135,12 @@ class Vocabulary:
         self.pre_size = size[by_pre].astype(np.int32)
         self.pre_sub_bytes = np.ascontiguousarray(sub[by_pre])
         self.pre_tok_lo = np.searchsorted(sorted_pre, np.arange(n + 1), side="left").astype(np.int64)
+        deepest = depth.copy()  # [N] the depth of the deepest node in each subtree
+        for j in range(len(self.depth_lo) - 2, 0, -1):
+            idx = np.arange(self.depth_lo[j], self.depth_lo[j + 1])
+            np.maximum.at(deepest, parent[idx], deepest[idx])
+        self.pre_height = (deepest - depth)[by_pre].astype(np.int32)  # levels below each node
+        self.sub_token_len = depth[self.token_node[order]].astype(np.int32)  # [n] len of sub_tokens[j]
 
     def __repr__(self) -> str:
         return f"Vocabulary(size={self.size}, eos={self.eos_token_ids}, hash={self.hash})"

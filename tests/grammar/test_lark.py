@@ -75,7 +75,7 @@ def _complete(compiled, config, rng, limit=4000):
     while queue and limit:
         limit -= 1
         cfg, path = queue.popleft()
-        if () in cfg:
+        if compiled.can_end(cfg):
             return path
         rng.shuffle(printable)
         for b in printable:
