@@ -275,18 +275,21 @@ class CompiledGrammar:
         return allowed
 
     def _stack_mask(self, stack) -> np.ndarray:
-        """int32 [num_words]: the tokens allowed from one full stack (do not mutate)."""
-        allowed, pending = None, None
-        for level in self.levels:
-            acc, dep, any_dep = level.mask(self.configs.single(level, stack))
-            if allowed is None:
-                allowed, pending = acc, (dep if any_dep else None)
-            else:
-                allowed = allowed | (acc & pending)
-                pending = pending & dep if any_dep else None
+        """int32 [num_words]: the tokens allowed from one full stack (do not mutate).
+
+        The first level's walk (its mask cached by the truncated configuration, shared by every
+        stack with the same top frames) decides most tokens; each deeper level walks only the trie
+        paths to the tokens still context-dependent."""
+        first, *deeper = self.levels
+        allowed, pending, any_dep = first.mask(self.configs.single(first, stack))
+        for level in deeper:
             # a short stack can still be cut: a token's own pushes are truncated at k too
-            if pending is None or not pending.any():
+            if not any_dep or not pending.any():
                 return allowed
+            acc, pending, any_dep = level.restricted(self.configs.single(level, stack), pending)
+            allowed = allowed | acc
+        if not any_dep or not pending.any():
+            return allowed
         allowed = allowed.copy()  # deeper than the last level: check the few leftovers exactly
         bits = np.unpackbits(pending.view(np.uint8), bitorder="little")
         config = self.configs.lone(stack)

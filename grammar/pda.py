@@ -167,6 +167,12 @@ class Level:
             self.masks[cid] = got
         return got
 
+    def restricted(self, cid: int, only: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """mask(cid) for the tokens in `only` (int32 words); here the cached full walk."""
+        acc, dep, _ = self.mask(cid)
+        dep = dep & only
+        return acc & only, dep, bool(dep.any())
+
     def _children(self, frontier: np.ndarray, depth: int, in_frontier: np.ndarray) -> np.ndarray:
         """Sorted node ids of the children of the sorted depth-`depth` nodes in `frontier`."""
         v = self.vocab

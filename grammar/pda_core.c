@@ -77,13 +77,18 @@ typedef struct {
     Level lv[MAX_LEVELS]; int nlv;
     /* the vocabulary trie in preorder (arrays owned by the Python Vocabulary, see vocab.py) */
     const int32_t *pre_depth, *pre_size, *pre_height, *tok_len;
+    const int32_t *pre_parent, *tok_node;  /* preorder parent; token id -> its node (-1: none) */
+    int64_t vocab_size;
+    uint32_t *need; uint32_t need_epoch;  /* a restricted walk's nodes on a path to a token */
     const uint8_t *pre_byte;
     const uint64_t *pre_sub;         /* [N][4]: the bytes strictly below each node */
-    const int64_t *pre_tok_lo, *tok, *tok_pos;  /* node r's tokens: tok[pre_tok_lo[r] .. [r + 1]) */
+    const int32_t *pre_tok_lo, *tok, *tok_pos;  /* node r's tokens: tok[pre_tok_lo[r] .. [r + 1]) */
     int64_t n_nodes;
-    int32_t *dst; uint8_t *dfl;      /* the walk's state and flag per depth */
+    int32_t *dst; uint8_t *dfl;      /* the walk's state per depth, its children's flag */
+    int32_t **drow;                  /* the walk's table row per depth */
     int32_t *chain; uint8_t *fchain; /* a chain skip's state and flag per depth below its node */
     int32_t *succ; int64_t succ_n, succ_cap;
+    int64_t stats[4];                /* nodes visited, chains taken, self-loop skips, cells */
 } Core;
 
 static int grow(void **p, int64_t *cap, int64_t need, size_t elem) {
@@ -540,6 +545,7 @@ static int32_t cell(Core *h, Level *L, int32_t c, int b) {
     int32_t *row = row_of(h, L, c);
     if (!row) return -1;
     if (row[b] != UNKNOWN) return row[b];
+    h->stats[3]++;
     int32_t n = L->len[c];
     int32_t moved_small[64], *moved = n <= 64 ? moved_small : malloc((size_t)n * 4);
     if (!moved) return -1;
@@ -581,8 +587,9 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
                   const int32_t *eps, const int32_t *nc_off, const int32_t *nc, const uint8_t *nfa_final,
                   int32_t n_rules, const int32_t *rule_start, const int32_t *pre_depth,
                   const int32_t *pre_size, const uint8_t *pre_byte, const uint64_t *pre_sub,
-                  const int64_t *pre_tok_lo, const int64_t *tok, const int64_t *tok_pos,
-                  const int32_t *pre_height, const int32_t *tok_len, int64_t n_nodes, int32_t max_depth) {
+                  const int32_t *pre_tok_lo, const int32_t *tok, const int32_t *tok_pos,
+                  const int32_t *pre_height, const int32_t *tok_len, const int32_t *pre_parent,
+                  const int32_t *tok_node, int64_t vocab_size, int64_t n_nodes, int32_t max_depth) {
     Core *h = calloc(1, sizeof(Core));
     if (!h) return NULL;
     h->nfa_n = nfa_n; h->eb_off = eb_off; h->eb = eb; h->eps_off = eps_off; h->eps = eps;
@@ -593,11 +600,14 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->pre_depth = pre_depth; h->pre_size = pre_size; h->pre_byte = pre_byte; h->pre_sub = pre_sub;
     h->pre_tok_lo = pre_tok_lo; h->tok = tok; h->tok_pos = tok_pos; h->n_nodes = n_nodes;
     h->pre_height = pre_height; h->tok_len = tok_len;
+    h->pre_parent = pre_parent; h->tok_node = tok_node; h->vocab_size = vocab_size;
+    h->need = calloc((size_t)(n_nodes ? n_nodes : 1), 4);
     h->chain = malloc((size_t)(max_depth + 2) * 4);
     h->fchain = malloc((size_t)(max_depth + 2));
     h->dst = malloc((size_t)(max_depth + 2) * 4);
     h->dfl = malloc((size_t)(max_depth + 2));
-    int ok = h->nstamp && h->starts && h->dst && h->dfl && h->chain && h->fchain && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
+    h->drow = malloc((size_t)(max_depth + 2) * sizeof(int32_t *));
+    int ok = h->nstamp && h->starts && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
              && !rehash_stacks(h) && !grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4);
     for (int32_t r = 0; ok && r < n_rules; r++) {
         h->nbuf[0] = rule_start[r];
@@ -621,7 +631,7 @@ void gs_core_free(Core *h) {
     free(h->ready); free(h->final); free(h->has_bytes); free(h->trans); free(h->cls); free(h->dcut); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
-    free(h->todo); free(h->dst); free(h->dfl); free(h->chain); free(h->fchain); free(h->succ);
+    free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->need); free(h->chain); free(h->fchain); free(h->succ);
     free(h);
 }
 
@@ -727,7 +737,7 @@ static inline int skippable(const uint64_t *selfloop, const uint64_t *sub, int64
     return !((sb[0] & ~sl[0]) | (sb[1] & ~sl[1]) | (sb[2] & ~sl[2]) | (sb[3] & ~sl[3]));
 }
 
-static inline void set_bits(uint32_t *bits, const int64_t *ids, int64_t lo, int64_t hi) {
+static inline void set_bits(uint32_t *bits, const int32_t *ids, int64_t lo, int64_t hi) {
     for (int64_t j = lo; j < hi; j++) bits[ids[j] >> 5] |= 1u << (ids[j] & 31);
 }
 
@@ -758,17 +768,13 @@ static int32_t uniform_target(Core *h, Level *L, int32_t c, const uint64_t *sb) 
     if (!row_of(h, L, c)) return -1;
     const uint64_t *cut = L->ccut + (int64_t)c * 4;
     int32_t t = -3;
-    int hi = 0;  /* bytes below hi lie in a class already checked */
-    for (int w = 0; w < 4; w++) {
-        for (uint64_t x = sb[w]; x; x &= x - 1) {
-            const int b = 64 * w + __builtin_ctzll(x);
-            if (b < hi) continue;
-            int32_t v = L->rows[c][b];
-            if (v == UNKNOWN && (v = cell(h, L, c, b)) < 0) return -1;
-            if (t == -3) t = v;
-            else if (v != t) return -2;
-            hi = bit_above(cut, b);
-        }
+    /* one check per byte class of c that meets sb: b is the first byte of sb in its class */
+    for (int b = (sb[0] & 1) ? 0 : bit_above(sb, 0); b < 256; b = bit_above(sb, bit_above(cut, b) - 1)) {
+        int32_t v = L->rows[c][b];
+        if (v == UNKNOWN && (v = cell(h, L, c, b)) < 0) return -1;
+        if (t == -3) t = v;
+        else if (v != t) return -2;
+        if (bit_above(cut, b) >= 256) break;
     }
     return t;
 }
@@ -827,32 +833,52 @@ static int chain_verdicts(Core *h, Level *L, int32_t d0, int64_t a, int64_t b, u
    build_chain).
    Writes the accepted / dependent bits into acc / dep (zeroed by the caller; either may be NULL),
    and with `ends` (zeroed, [walkable tokens] by position in vocab.token_ids) the configuration
-   each accepted token ends in.  *any_dep: some token is context-dependent.  Returns the number of
-   distinct live end configurations (read them with gs_successors), or -1 on error. */
+   each accepted token ends in.  *any_dep: some token is context-dependent.  With `only` (bit
+   words by token id), the walk may stop at the subtrees that hold none of those tokens: the
+   verdicts of the other tokens are then incomplete (callers AND with `only`).  Returns the number
+   of distinct live end configurations (read them with gs_successors), or -1 on error. */
 int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, int32_t *ends,
-                int32_t skip, int32_t *any_dep) {
+                int32_t skip, int32_t *any_dep, const uint32_t *only) {
     Level *L = &h->lv[lv];
-    const int64_t n = h->n_nodes, *tlo = h->pre_tok_lo;
-    const int32_t *depth = h->pre_depth, *size = h->pre_size;
+    const int64_t n = h->n_nodes;
+    const int32_t *depth = h->pre_depth, *size = h->pre_size, *tlo = h->pre_tok_lo;
     const uint8_t *byte = h->pre_byte;
+    int32_t **drow = h->drow;
     if (++L->seen_epoch == 0) { memset(L->seen, 0, (size_t)L->cap * 4); L->seen_epoch = 1; }
     h->succ_n = 0;
     int dep_any = 0, v;
+    if (!(drow[0] = row_of(h, L, cid))) return -1;
     h->dst[0] = cid;
-    h->dfl[0] = 0;
+    h->dfl[0] = L->has_exit[cid];
+    int64_t visited = 0;
+    uint32_t ep = 0;
+    if (only) {  /* mark the nodes on the paths from the root to the tokens asked about */
+        if (++h->need_epoch == 0) { memset(h->need, 0, (size_t)n * 4); h->need_epoch = 1; }
+        ep = h->need_epoch;
+        for (int64_t w = 0; w < (h->vocab_size + 31) / 32; w++) {
+            for (uint32_t x = only[w]; x; x &= x - 1) {
+                for (int32_t r = h->tok_node[32 * w + __builtin_ctz(x)]; r > 0 && h->need[r] != ep; r = h->pre_parent[r])
+                    h->need[r] = ep;
+            }
+        }
+    }
     for (int64_t i = 1; i < n;) {
-        const int32_t d = depth[i], ps = h->dst[d - 1];
-        const uint8_t f = h->dfl[d - 1] | L->has_exit[ps];
-        const int32_t *row = L->rows[ps];
-        int32_t ns = row ? row[byte[i]] : UNKNOWN;
-        if (ns == UNKNOWN && (ns = cell(h, L, ps, byte[i])) < 0) return -1;
+        if (only && h->need[i] != ep) { i += size[i]; continue; }  /* none of the tokens below */
+        const int32_t d = depth[i];
+        const uint8_t f = h->dfl[d - 1];  /* this node's flag */
+        int32_t ns = drow[d - 1][byte[i]];
+        if (__builtin_expect(ns == UNKNOWN, 0) && (ns = cell(h, L, h->dst[d - 1], byte[i])) < 0) return -1;
+        visited++;
         if (ns == 0 && !f) { i += size[i]; continue; }  /* dead: nothing below can live */
-        if ((v = verdict(h, L, ns, f, tlo[i], tlo[i + 1], acc, dep, ends)) < 0) return -1;
-        dep_any |= v;
+        if (tlo[i] != tlo[i + 1]) {
+            if ((v = verdict(h, L, ns, f, tlo[i], tlo[i + 1], acc, dep, ends)) < 0) return -1;
+            dep_any |= v;
+        }
         if (size[i] == 1) { i++; continue; }
+        const uint8_t fc = f | L->has_exit[ns];  /* its children's flag */
         if ((skip & 1) && skippable(L->selfloop, h->pre_sub, i, ns)) {
-            v = verdict(h, L, ns, f | L->has_exit[ns], tlo[i + 1], tlo[i + size[i]], acc, dep, ends);
-            if (v < 0) return -1;
+            h->stats[2]++;
+            if ((v = verdict(h, L, ns, fc, tlo[i + 1], tlo[i + size[i]], acc, dep, ends)) < 0) return -1;
             dep_any |= v;
             i += size[i];
             continue;
@@ -861,18 +887,26 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
             const int ok = build_chain(h, L, i, ns, f);
             if (ok < 0) return -1;
             if (ok) {
+                h->stats[1]++;
                 if ((v = chain_verdicts(h, L, d, tlo[i + 1], tlo[i + size[i]], acc, dep, ends)) < 0) return -1;
                 dep_any |= v;
                 i += size[i];
                 continue;
             }
         }
+        int32_t *row = L->rows[ns];
+        if (!row && !(row = row_of(h, L, ns))) return -1;
+        drow[d] = row;
         h->dst[d] = ns;
-        h->dfl[d] = f;
+        h->dfl[d] = fc;
         i++;
     }
+    h->stats[0] += visited;
     *any_dep = dep_any;
     return h->succ_n;
 }
+
+/* counters since the core was made: trie nodes visited, chain skips, self-loop skips, cells */
+void gs_stats(Core *h, int64_t *out) { memcpy(out, h->stats, sizeof(h->stats)); }
 
 void gs_successors(Core *h, int32_t *out) { memcpy(out, h->succ, (size_t)h->succ_n * 4); }

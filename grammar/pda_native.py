@@ -61,9 +61,10 @@ class NativeCore:
         self.h = lib.gs_core_new(len(nfa.eps), *(a.ctypes.data for a in arrays[:7]), len(nfa.start),
                                  arrays[7].ctypes.data,
                                  *(a.ctypes.data for a in (v.pre_depth, v.pre_size, v.pre_byte, v.pre_sub_bytes,
-                                                           v.pre_tok_lo, v.sub_tokens, v.sub_token_pos,
-                                                           v.pre_height, v.sub_token_len)),
-                                 v.num_nodes, v.max_len)
+                                                           v.pre_tok_lo, v.sub_tokens32, v.sub_token_pos32,
+                                                           v.pre_height, v.sub_token_len, v.pre_parent,
+                                                           v.token_pre_node)),
+                                 v.size, v.num_nodes, v.max_len)
         if not self.h:
             raise MemoryError("cannot allocate the grammar automaton")
         self._sids: dict[tuple, int] = {}
@@ -259,19 +260,30 @@ class NativeLevel:
     def _walk(self, cid: int):
         core = self.core
         acc, dep, p_acc, p_dep = core.word_pair()  # [W] each, zeroed
-        n = core.check(core.lib.gs_scan(core.h, self.lv, cid, p_acc, p_dep, None, SKIP, core._p_any_dep))
+        n = core.check(core.lib.gs_scan(core.h, self.lv, cid, p_acc, p_dep, None, SKIP, core._p_any_dep, None))
         if n > core.succ.a.size:
             core.succ.resize(2 * n)
         core.lib.gs_successors(core.h, core.succ.p)
         self.successors[cid] = np.sort(core.succ.a[:n])
         return acc, dep, bool(core._any_dep[0])
 
+    def restricted(self, cid: int, only: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(accepted, dependent words, any dependent) of configuration cid for the tokens in `only`
+        (int32 words): a walk that visits only the trie paths to those tokens, not cached."""
+        core = self.core
+        acc = np.zeros(self.vocab.num_words, dtype=np.int32)
+        dep = np.zeros(self.vocab.num_words, dtype=np.int32)
+        only = np.ascontiguousarray(only, dtype=np.int32)
+        core.check(core.lib.gs_scan(core.h, self.lv, cid, acc.ctypes.data, dep.ctypes.data, None, SKIP,
+                                    core._p_any_dep, only.ctypes.data))
+        return acc & only, dep & only, bool(core._any_dep[0])
+
     def token_end_states(self, cid: int) -> tuple[np.ndarray, bool]:
         """As pda.Level.token_end_states: (the configuration id each walkable token leads to from
         `cid`, 0 = rejected or context-dependent; whether any token is context-dependent)."""
         core = self.core
         ends = np.zeros(self.vocab.token_ids.size, dtype=np.int32)
-        core.check(core.lib.gs_scan(core.h, self.lv, cid, None, None, ends.ctypes.data, SKIP, core._p_any_dep))
+        core.check(core.lib.gs_scan(core.h, self.lv, cid, None, None, ends.ctypes.data, SKIP, core._p_any_dep, None))
         return ends, bool(core._any_dep[0])
 
 

@@ -134,7 +134,12 @@ class Vocabulary:
         self.pre_byte = self.last_byte[by_pre]
         self.pre_size = size[by_pre].astype(np.int32)
         self.pre_sub_bytes = np.ascontiguousarray(sub[by_pre])
-        self.pre_tok_lo = np.searchsorted(sorted_pre, np.arange(n + 1), side="left").astype(np.int64)
+        self.pre_tok_lo = np.searchsorted(sorted_pre, np.arange(n + 1), side="left").astype(np.int32)
+        self.sub_tokens32 = self.sub_tokens.astype(np.int32)  # the C walk's copies
+        self.sub_token_pos32 = self.sub_token_pos.astype(np.int32)
+        self.pre_parent = pre[self.parent[by_pre]].astype(np.int32)  # [N] (the root's: 0)
+        self.token_pre_node = np.full(self.size, -1, dtype=np.int32)  # [V] token id -> its node's rank
+        self.token_pre_node[self.token_ids] = pre[self.token_node]
         deepest = depth.copy()  # [N] the depth of the deepest node in each subtree
         for j in range(len(self.depth_lo) - 2, 0, -1):
             idx = np.arange(self.depth_lo[j], self.depth_lo[j + 1])
