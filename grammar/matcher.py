@@ -125,6 +125,7 @@ class CompiledGrammar:
         self._shortest = None  # ShortestCompletion, built on first use
         self._budget_profiles: OrderedDict = OrderedDict()
         self._shortest_texts: OrderedDict = OrderedDict()
+        self._closings: OrderedDict = OrderedDict()
         self._eos = np.zeros(vocab.num_words, dtype=np.int32)
         for t in vocab.eos_token_ids:
             self._eos[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
@@ -214,11 +215,16 @@ class CompiledGrammar:
         for c in live.tolist():
             room[c] = min((self._room(st, sc, below, k, len(stack) > k) for st in level.configs[c]), default=np.inf)
         tok_room = room[ends]  # [n walkable]; inf: rejected or context-dependent
-        lengths = sorted(set(room[live].tolist()))
+        order = np.argsort(tok_room, kind="stable")  # tokens by room, the rejected (inf) last
+        by_room = tok_room[order]
+        finite = int(np.searchsorted(by_room, np.inf))
+        lengths, starts = np.unique(by_room[:finite], return_index=True)
+        starts = starts.tolist() + [finite]
         unions, fits = [], np.zeros(self.vocab.size, dtype=bool)
-        for n in lengths:  # cumulative: a budget takes every group up to it in one lookup
-            fits[self.vocab.token_ids[tok_room == n]] = True
+        for j in range(len(lengths)):  # cumulative: a budget takes every group up to it in one lookup
+            fits[self.vocab.token_ids[order[starts[j]:starts[j + 1]]]] = True
             unions.append(pack_bits(fits, self.vocab.num_words))
+        lengths = lengths.tolist()
         # context-dependent tokens are not in any group: their room is unknown, so a budget
         # mask is needed whenever they exist
         longest = float("inf") if any_dependent else (lengths[-1] if lengths else 0)
@@ -242,6 +248,23 @@ class CompiledGrammar:
         """The bytes of one shortest way to finish from `config` (b"" if it can end now)."""
         with self._lock:
             return _lru(self._shortest_texts, config, self._shortest_text, MASK_LRU)
+
+    def closing_words(self, config) -> tuple[np.ndarray, int] | None:
+        """(int32 [num_words]: the tokens that spell the start of the shortest completion, or EOS
+        when the output can end now; the completion's length in bytes), or None for a dead
+        configuration.  Cached (LRU): near max_tokens every step of a closing request asks."""
+        with self._lock:
+            return _lru(self._closings, config, self._closing_words, MASK_LRU)
+
+    def _closing_words(self, config) -> tuple[np.ndarray, int] | None:
+        text = self.shortest_completion(config)
+        if text is None:
+            return None
+        words = np.zeros(self.vocab.num_words, dtype=np.int32)
+        ids = self.vocab.eos_token_ids if not text else self.vocab.prefix_token_ids(text)
+        for t in ids:
+            words[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
+        return words, len(text)
 
     def _shortest_text(self, config) -> bytes | None:
         return self._shortest_index().text(self.configs.tuples(config))
@@ -396,14 +419,13 @@ class GrammarMatcher:
     def fill_closing_bitmask(self, row: np.ndarray) -> int:
         """Allow only the tokens that spell the start of the shortest completion (EOS when the
         output can end now).  Returns the completion's length in bytes (-1: nothing to allow)."""
-        text = self.shortest_completion()
+        got = None if self._terminated else self.grammar.closing_words(self.config)
         row[:] = 0
-        if text is None:
+        if got is None:
             return -1
-        ids = self.grammar.vocab.eos_token_ids if not text else self.grammar.vocab.prefix_token_ids(text)
-        for t in ids:
-            row[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
-        return len(text)
+        words, length = got
+        row[:words.size] = words
+        return length
 
     def is_terminated(self) -> bool:
         return self._terminated

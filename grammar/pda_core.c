@@ -26,6 +26,17 @@
 
 #define T_UNKNOWN (-3)  /* a DFA transition not computed yet */
 
+/* one trie node in preorder, packed so that a visit reads one cache line (vocab.py: pre_nodes) */
+typedef struct {
+    int32_t size;    /* nodes in its subtree, itself included */
+    int32_t tlo;     /* its tokens: tok[tlo .. next node's tlo) */
+    uint16_t depth;  /* bytes from the root */
+    uint8_t byte;    /* its last byte */
+    uint8_t pad;
+    uint16_t height; /* levels below it */
+    uint16_t pad2;
+} Node;
+
 typedef struct {
     int32_t k;                       /* frames kept; 0: all */
     int64_t n, cap;                  /* configurations */
@@ -76,13 +87,13 @@ typedef struct {
     int32_t *todo; int64_t todo_cap;
     Level lv[MAX_LEVELS]; int nlv;
     /* the vocabulary trie in preorder (arrays owned by the Python Vocabulary, see vocab.py) */
-    const int32_t *pre_depth, *pre_size, *pre_height, *tok_len;
+    const Node *node;                /* [N + 1]: the last one only closes the token ranges */
+    const uint64_t *pre_sub;         /* [N][4]: the bytes on the edges strictly below each node */
+    const int32_t *tok_len;
     const int32_t *pre_parent, *tok_node;  /* preorder parent; token id -> its node (-1: none) */
     int64_t vocab_size;
     uint32_t *need; uint32_t need_epoch;  /* a restricted walk's nodes on a path to a token */
-    const uint8_t *pre_byte;
-    const uint64_t *pre_sub;         /* [N][4]: the bytes strictly below each node */
-    const int32_t *pre_tok_lo, *tok, *tok_pos;  /* node r's tokens: tok[pre_tok_lo[r] .. [r + 1]) */
+    const int32_t *tok, *tok_pos;    /* tokens in preorder: ids, positions in vocab.token_ids */
     int64_t n_nodes;
     int32_t *dst; uint8_t *dfl;      /* the walk's state per depth, its children's flag */
     int32_t **drow;                  /* the walk's table row per depth */
@@ -585,10 +596,9 @@ void gs_core_free(Core *h);
    vocabulary trie.  Every array must outlive the core.  NULL when out of memory. */
 Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const int32_t *eps_off,
                   const int32_t *eps, const int32_t *nc_off, const int32_t *nc, const uint8_t *nfa_final,
-                  int32_t n_rules, const int32_t *rule_start, const int32_t *pre_depth,
-                  const int32_t *pre_size, const uint8_t *pre_byte, const uint64_t *pre_sub,
-                  const int32_t *pre_tok_lo, const int32_t *tok, const int32_t *tok_pos,
-                  const int32_t *pre_height, const int32_t *tok_len, const int32_t *pre_parent,
+                  int32_t n_rules, const int32_t *rule_start, const Node *node,
+                  const uint64_t *pre_sub, const int32_t *tok, const int32_t *tok_pos,
+                  const int32_t *tok_len, const int32_t *pre_parent,
                   const int32_t *tok_node, int64_t vocab_size, int64_t n_nodes, int32_t max_depth) {
     Core *h = calloc(1, sizeof(Core));
     if (!h) return NULL;
@@ -597,9 +607,9 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->nstamp = calloc((size_t)(nfa_n ? nfa_n : 1), 4);
     h->n_rules = n_rules;
     h->starts = malloc((size_t)(n_rules ? n_rules : 1) * 4);
-    h->pre_depth = pre_depth; h->pre_size = pre_size; h->pre_byte = pre_byte; h->pre_sub = pre_sub;
-    h->pre_tok_lo = pre_tok_lo; h->tok = tok; h->tok_pos = tok_pos; h->n_nodes = n_nodes;
-    h->pre_height = pre_height; h->tok_len = tok_len;
+    h->node = node; h->pre_sub = pre_sub;
+    h->tok = tok; h->tok_pos = tok_pos; h->n_nodes = n_nodes;
+    h->tok_len = tok_len;
     h->pre_parent = pre_parent; h->tok_node = tok_node; h->vocab_size = vocab_size;
     h->need = calloc((size_t)(n_nodes ? n_nodes : 1), 4);
     h->chain = malloc((size_t)(max_depth + 2) * 4);
@@ -729,11 +739,10 @@ int32_t gs_step_bytes(Core *h, int32_t lv, int32_t c, const uint8_t *data, int64
     return c;
 }
 
-static inline int skippable(const uint64_t *selfloop, const uint64_t *sub, int64_t r, int32_t ns) {
+static inline int skippable(const uint64_t *selfloop, const uint64_t *sb, int32_t ns) {
     const uint64_t *sl = selfloop + (int64_t)ns * 4;
     if (!(sl[0] | sl[1] | sl[2] | sl[3])) return 0;  /* loops on no byte (the usual case): the
                                                          subtree's byte set need not be read */
-    const uint64_t *sb = sub + r * 4;
     return !((sb[0] & ~sl[0]) | (sb[1] & ~sl[1]) | (sb[2] & ~sl[2]) | (sb[3] & ~sl[3]));
 }
 
@@ -785,7 +794,7 @@ static int32_t uniform_target(Core *h, Level *L, int32_t c, const uint64_t *sb) 
    j = 0 .. height, 0 if the subtree is not uniform, -1 on error. */
 static int build_chain(Core *h, Level *L, int64_t r, int32_t ns, uint8_t f) {
     const uint64_t *sb = h->pre_sub + r * 4;
-    const int32_t height = h->pre_height[r];
+    const int32_t height = h->node[r].height;
     h->chain[0] = ns;
     h->fchain[0] = f;
     for (int32_t j = 1; j <= height; j++) {
@@ -841,8 +850,7 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
                 int32_t skip, int32_t *any_dep, const uint32_t *only) {
     Level *L = &h->lv[lv];
     const int64_t n = h->n_nodes;
-    const int32_t *depth = h->pre_depth, *size = h->pre_size, *tlo = h->pre_tok_lo;
-    const uint8_t *byte = h->pre_byte;
+    const Node *nd = h->node;
     int32_t **drow = h->drow;
     if (++L->seen_epoch == 0) { memset(L->seen, 0, (size_t)L->cap * 4); L->seen_epoch = 1; }
     h->succ_n = 0;
@@ -863,34 +871,36 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
         }
     }
     for (int64_t i = 1; i < n;) {
-        if (only && h->need[i] != ep) { i += size[i]; continue; }  /* none of the tokens below */
-        const int32_t d = depth[i];
+        const Node x = nd[i];
+        if (only && h->need[i] != ep) { i += x.size; continue; }  /* none of the tokens below */
+        const int32_t d = x.depth;
         const uint8_t f = h->dfl[d - 1];  /* this node's flag */
-        int32_t ns = drow[d - 1][byte[i]];
-        if (__builtin_expect(ns == UNKNOWN, 0) && (ns = cell(h, L, h->dst[d - 1], byte[i])) < 0) return -1;
+        int32_t ns = drow[d - 1][x.byte];
+        if (__builtin_expect(ns == UNKNOWN, 0) && (ns = cell(h, L, h->dst[d - 1], x.byte)) < 0) return -1;
         visited++;
-        if (ns == 0 && !f) { i += size[i]; continue; }  /* dead: nothing below can live */
-        if (tlo[i] != tlo[i + 1]) {
-            if ((v = verdict(h, L, ns, f, tlo[i], tlo[i + 1], acc, dep, ends)) < 0) return -1;
+        if (ns == 0 && !f) { i += x.size; continue; }  /* dead: nothing below can live */
+        const int32_t t_next = nd[i + 1].tlo;
+        if (x.tlo != t_next) {
+            if ((v = verdict(h, L, ns, f, x.tlo, t_next, acc, dep, ends)) < 0) return -1;
             dep_any |= v;
         }
-        if (size[i] == 1) { i++; continue; }
+        if (x.size == 1) { i++; continue; }
         const uint8_t fc = f | L->has_exit[ns];  /* its children's flag */
-        if ((skip & 1) && skippable(L->selfloop, h->pre_sub, i, ns)) {
+        if ((skip & 1) && skippable(L->selfloop, h->pre_sub + i * 4, ns)) {
             h->stats[2]++;
-            if ((v = verdict(h, L, ns, fc, tlo[i + 1], tlo[i + size[i]], acc, dep, ends)) < 0) return -1;
+            if ((v = verdict(h, L, ns, fc, t_next, nd[i + x.size].tlo, acc, dep, ends)) < 0) return -1;
             dep_any |= v;
-            i += size[i];
+            i += x.size;
             continue;
         }
-        if ((skip & 2) && size[i] >= CHAIN_MIN_NODES && ns != 0) {
+        if ((skip & 2) && x.size >= CHAIN_MIN_NODES && ns != 0) {
             const int ok = build_chain(h, L, i, ns, f);
             if (ok < 0) return -1;
             if (ok) {
                 h->stats[1]++;
-                if ((v = chain_verdicts(h, L, d, tlo[i + 1], tlo[i + size[i]], acc, dep, ends)) < 0) return -1;
+                if ((v = chain_verdicts(h, L, d, t_next, nd[i + x.size].tlo, acc, dep, ends)) < 0) return -1;
                 dep_any |= v;
-                i += size[i];
+                i += x.size;
                 continue;
             }
         }

@@ -60,9 +60,8 @@ class NativeCore:
         v = vocab
         self.h = lib.gs_core_new(len(nfa.eps), *(a.ctypes.data for a in arrays[:7]), len(nfa.start),
                                  arrays[7].ctypes.data,
-                                 *(a.ctypes.data for a in (v.pre_depth, v.pre_size, v.pre_byte, v.pre_sub_bytes,
-                                                           v.pre_tok_lo, v.sub_tokens32, v.sub_token_pos32,
-                                                           v.pre_height, v.sub_token_len, v.pre_parent,
+                                 *(a.ctypes.data for a in (v.pre_nodes, v.pre_sub_bytes, v.sub_tokens32,
+                                                           v.sub_token_pos32, v.sub_token_len, v.pre_parent,
                                                            v.token_pre_node)),
                                  v.size, v.num_nodes, v.max_len)
         if not self.h:

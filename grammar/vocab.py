@@ -18,8 +18,9 @@ children of a node are one contiguous range, and the children of a sorted node l
                              (tokens in depth-first order, so every subtree is one range);
                              sub_token_pos[lo:hi] are their positions in token_ids
 
-    pre_*         [N]    the same trie in preorder (depth, last byte, subtree size and height,
-                         sub_bytes, token ranges into sub_tokens): the C walk's layout
+    pre_nodes     [N+1]  the same trie in preorder, packed records (subtree size, token range
+                         into sub_tokens, depth, last byte, height): the C walk's layout;
+                         pre_sub_bytes, pre_parent and token_pre_node go with it
 The sub_* arrays let the walk skip a subtree whole: from a configuration that loops on every byte of
 `sub_bytes[c]` (a string's interior, whitespace, `.*`), every token below c ends where c does.
 """
@@ -43,6 +44,11 @@ def _gpt2_byte_decoder() -> dict[str, int]:
             extra += 1
     return chars
 
+
+# pda_core.c's Node: the trie in preorder, one 16-byte record per node
+PRE_NODE = np.dtype([("size", "<i4"), ("tlo", "<i4"), ("depth", "<u2"), ("byte", "u1"), ("pad", "u1"),
+                     ("height", "<u2"), ("pad2", "<u2")])
+assert PRE_NODE.itemsize == 16
 
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
@@ -123,28 +129,30 @@ class Vocabulary:
         self.sub_tok_hi = np.searchsorted(sorted_pre, pre + size, side="left").astype(np.int64)
         # the same ranges as positions in token_ids order (what token_node / token_ids index)
         self.sub_token_pos = order.astype(np.int64)
-        # the trie in preorder (the C walk scans it front to back, jumping over dead subtrees):
-        # node of rank r = by_pre[r]; its tokens are sub_tokens[pre_tok_lo[r] : pre_tok_lo[r + 1]]
+        # the trie in preorder (the C walk scans it front to back, jumping over dead subtrees),
+        # one packed record per node (what a visit reads: one cache line) plus a closing record
         by_pre = np.empty(n, dtype=np.int64)
         by_pre[pre] = np.arange(n)
         depth = np.zeros(n, dtype=np.int64)
         for j in range(1, len(self.depth_lo) - 1):
             depth[self.depth_lo[j]:self.depth_lo[j + 1]] = j
-        self.pre_depth = depth[by_pre].astype(np.int32)
-        self.pre_byte = self.last_byte[by_pre]
-        self.pre_size = size[by_pre].astype(np.int32)
+        deepest = depth.copy()  # [N] the depth of the deepest node in each subtree
+        for j in range(len(self.depth_lo) - 2, 0, -1):
+            idx = np.arange(self.depth_lo[j], self.depth_lo[j + 1])
+            np.maximum.at(deepest, parent[idx], deepest[idx])
+        nodes = np.zeros(n + 1, dtype=PRE_NODE)
+        nodes["size"][:n] = size[by_pre]
+        nodes["tlo"] = np.searchsorted(sorted_pre, np.arange(n + 1), side="left")  # token ranges
+        nodes["depth"][:n] = depth[by_pre]
+        nodes["byte"][:n] = self.last_byte[by_pre]
+        nodes["height"][:n] = (deepest - depth)[by_pre]
+        self.pre_nodes = nodes
         self.pre_sub_bytes = np.ascontiguousarray(sub[by_pre])
-        self.pre_tok_lo = np.searchsorted(sorted_pre, np.arange(n + 1), side="left").astype(np.int32)
         self.sub_tokens32 = self.sub_tokens.astype(np.int32)  # the C walk's copies
         self.sub_token_pos32 = self.sub_token_pos.astype(np.int32)
         self.pre_parent = pre[self.parent[by_pre]].astype(np.int32)  # [N] (the root's: 0)
         self.token_pre_node = np.full(self.size, -1, dtype=np.int32)  # [V] token id -> its node's rank
         self.token_pre_node[self.token_ids] = pre[self.token_node]
-        deepest = depth.copy()  # [N] the depth of the deepest node in each subtree
-        for j in range(len(self.depth_lo) - 2, 0, -1):
-            idx = np.arange(self.depth_lo[j], self.depth_lo[j + 1])
-            np.maximum.at(deepest, parent[idx], deepest[idx])
-        self.pre_height = (deepest - depth)[by_pre].astype(np.int32)  # levels below each node
         self.sub_token_len = depth[self.token_node[order]].astype(np.int32)  # [n] len of sub_tokens[j]
 
     def __repr__(self) -> str:
