@@ -24,6 +24,40 @@ def _class_sequences(ranges, negated: bool) -> tuple:
     return tuple(seq for lo, hi in normalize_ranges(ranges, negated) for seq in utf8_sequences(lo, hi))
 
 
+@lru_cache(maxsize=4096)
+def _class_template(ranges, negated: bool) -> tuple:
+    """A CharClass's Thompson piece, relative: (k fresh states, edges from the start state,
+    each fresh state's edges, matches nothing); an edge is (lo, hi, d), d the fresh state's
+    offset or -1 for the end state.  The continuation chain (cont[m]: m more 80-BF bytes to the
+    end) is shared by the sequences, and states come in the order the sequences make them."""
+    seqs = _class_sequences(ranges, negated)
+    rows: list[list] = []
+    s_edges: list = []
+    cont = [-1]
+
+    def fresh() -> int:
+        rows.append([])
+        return len(rows) - 1
+
+    for seq in seqs:
+        m = 0  # trailing full continuation ranges go through the shared chain
+        while m < len(seq) - 1 and seq[len(seq) - 1 - m] == (0x80, 0xBF):
+            m += 1
+        while len(cont) <= m:
+            nxt = fresh()
+            rows[nxt].append((0x80, 0xBF, cont[-1]))
+            cont.append(nxt)
+        cur, head = None, seq[: len(seq) - m]
+        for k, (a, b) in enumerate(head):
+            nxt = cont[m] if k == len(head) - 1 else fresh()
+            (s_edges if cur is None else rows[cur]).append((a, b, nxt))
+            cur = nxt
+    return len(rows), tuple(s_edges), tuple(tuple(r) for r in rows), not seqs
+
+
+_NODE_TYPES = (ir.Literal, ir.CharClass, ir.ByteClass, ir.Seq, ir.Alt, ir.Repeat, ir.Ref, ir.Automaton)
+
+
 class Nfa:
     def __init__(self, rules: dict[str, ir.Node], productive: bool = False):
         """productive=True promises that every rule derives some string (normalize.prepare's
@@ -40,8 +74,9 @@ class Nfa:
             s, e = self.new(), self.new()
             self.start.append(s)
             self.final.append(e)
+        build = self._builder(index)
         for i, name in enumerate(self.names):
-            self.build(rules[name], self.start[i], self.final[i], index)
+            build(rules[name], self.start[i], self.final[i])
         self.trim()
 
     def new(self) -> int:
@@ -52,80 +87,174 @@ class Nfa:
 
     def build(self, node, s: int, e: int, index: dict) -> None:
         """Add states/edges so that the paths s -> e spell exactly `node`; never loops on s or e."""
-        if isinstance(node, ir.Literal):
-            cur = s
-            for k, b in enumerate(node.value):
-                nxt = e if k == len(node.value) - 1 else self.new()
-                self.bytes[cur].append((b, b, nxt))
-                cur = nxt
-            if not node.value:
-                self.eps[s].append(e)
-        elif isinstance(node, ir.ByteClass):
-            self.bytes[s].extend((lo, hi, e) for lo, hi in node.ranges)
-            self.maybe_dead |= not node.ranges
-        elif isinstance(node, ir.CharClass):
-            self.maybe_dead |= not _class_sequences(node.ranges, node.negated)
-            cont = [e]  # cont[m]: m more continuation bytes (80-BF) to e, shared by the sequences
-            for seq in _class_sequences(node.ranges, node.negated):
-                m = 0  # trailing full continuation ranges go through the shared chain
-                while m < len(seq) - 1 and seq[len(seq) - 1 - m] == (0x80, 0xBF):
-                    m += 1
-                while len(cont) <= m:
-                    nxt = self.new()
-                    self.bytes[nxt].append((0x80, 0xBF, cont[-1]))
-                    cont.append(nxt)
-                cur, head = s, seq[: len(seq) - m]
-                for k, (a, b) in enumerate(head):
-                    nxt = cont[m] if k == len(head) - 1 else self.new()
-                    self.bytes[cur].append((a, b, nxt))
-                    cur = nxt
-        elif isinstance(node, ir.Seq):
-            cur = s
-            for k, it in enumerate(node.items):
-                nxt = e if k == len(node.items) - 1 else self.new()
-                self.build(it, cur, nxt, index)
-                cur = nxt
-            if not node.items:
-                self.eps[s].append(e)
-        elif isinstance(node, ir.Alt):
-            self.maybe_dead |= not node.items
-            for it in node.items:
-                self.build(it, s, e, index)
-        elif isinstance(node, ir.Repeat):
-            self.build_repeat(node, s, e, index)
-        elif isinstance(node, ir.Ref):
-            self.calls[s].append((index[node.name], e))
-        elif isinstance(node, ir.Automaton):  # fresh states: never loops on s or e
-            self.maybe_dead |= not node.finals  # Dfa.to_ir keeps only states on accepting paths
-            states: dict[int, int] = {}
-            at = lambda q: states[q] if q in states else states.setdefault(q, self.new())  # noqa: E731
-            self.eps[s].append(at(node.start))
-            for q, label, r in node.edges:
-                self.build(label, at(q), at(r), index)
-            for q in node.finals:
-                self.eps[at(q)].append(e)
-        else:
-            raise GrammarError(f"cannot compile IR node {node!r}")
+        self._builder(index)(node, s, e)
 
     def build_repeat(self, node: ir.Repeat, s: int, e: int, index: dict) -> None:
-        cur = s
-        for _ in range(node.min):
-            nxt = self.new()
-            self.build(node.item, cur, nxt, index)
-            cur = nxt
-        if node.max is None:  # fresh loop head: no edge ever returns to s
-            head, tail = self.new(), self.new()
-            self.eps[cur].append(head)
-            self.build(node.item, head, tail, index)
-            self.eps[tail].append(head)
-            self.eps[head].append(e)
-            return
-        for _ in range(node.max - node.min):
-            self.eps[cur].append(e)
-            nxt = self.new()
-            self.build(node.item, cur, nxt, index)
-            cur = nxt
-        self.eps[cur].append(e)
+        self._builder(index)(node, s, e)
+
+    def _builder(self, index: dict):
+        """build(node, s, e) over this NFA's lists (locals, not attributes: the hot loop of a
+        compile).  States are numbered in the order of the plain Thompson recursion: a Seq makes
+        each item's end state before the item's own states, a Literal's chain comes in order."""
+        bytes_, eps, calls = self.bytes, self.eps, self.calls
+        Literal, CharClass, Seq, Alt, Ref = ir.Literal, ir.CharClass, ir.Seq, ir.Alt, ir.Ref
+        dead = [self.maybe_dead]  # maybe_dead, written back after each top-level build
+
+        def new() -> int:
+            bytes_.append([])
+            eps.append([])
+            calls.append([])
+            return len(eps) - 1
+
+        def empties(n: int) -> None:
+            eps.extend([[] for _ in range(n)])
+            calls.extend([[] for _ in range(n)])
+
+        def literal(v: bytes, s: int, e: int) -> None:
+            n = len(v)
+            if n == 1:
+                c = v[0]
+                bytes_[s].append((c, c, e))
+            elif n == 0:
+                eps[s].append(e)
+            else:  # states base .. base + n - 2, in order
+                base = len(eps)
+                c = v[0]
+                bytes_[s].append((c, c, base))
+                bytes_.extend([[(c, c, t)] for t, c in enumerate(v[1:n - 1], base + 1)])
+                c = v[n - 1]
+                bytes_.append([(c, c, e)])
+                empties(n - 1)
+
+        built: dict[int, tuple] = {}  # id(composite node) -> where its first piece lies
+
+        def build(node, s: int, e: int) -> None:
+            t = type(node)
+            if t not in _NODE_TYPES:  # a subclass: dispatch on its IR base class
+                t = next((k for k in _NODE_TYPES if isinstance(node, k)), None)
+            if t is Literal:
+                literal(node.value, s, e)
+            elif t is Ref:
+                calls[s].append((index[node.name], e))
+            elif t is CharClass:
+                k, s_edges, rows, empty = _class_template(node.ranges, node.negated)
+                if empty:
+                    dead[0] = True
+                if k:
+                    base = len(eps)
+                    bytes_[s].extend([(a, b, base + d if d >= 0 else e) for a, b, d in s_edges])
+                    bytes_.extend([[(a, b, base + d if d >= 0 else e) for a, b, d in row] for row in rows])
+                    empties(k)
+                else:
+                    bytes_[s].extend([(a, b, e) for a, b, _ in s_edges])
+            elif t is ir.ByteClass:
+                bytes_[s].extend([(lo, hi, e) for lo, hi in node.ranges])
+                if not node.ranges:
+                    dead[0] = True
+            else:
+                got = built.get(id(node))
+                if got is not None:
+                    copy(got, s, e)
+                    return
+                n0, lb, le, lc = len(eps), len(bytes_[s]), len(eps[s]), len(calls[s])
+                composite(node, t, s, e)
+                built[id(node)] = (node, n0, len(eps), s, e, lb, le, lc,
+                                   len(bytes_[s]), len(eps[s]), len(calls[s]), dead[0])
+
+        def copy(got: tuple, s: int, e: int) -> None:
+            """A composite node built before, again between s and e: its first piece's states and
+            edges shifted (what building it again makes, state for state, edge for edge).  A
+            piece's edges lead only to its own fresh states or to its end state (never to its
+            start, nor anywhere else), and its fresh states come after its end state."""
+            _, n0, n1, s0, e0, lb, le, lc, lb1, le1, lc1, was_dead = got
+            off = len(eps) - n0
+            if was_dead:
+                dead[0] = True
+            if lb1 > lb:
+                bytes_[s].extend([(a, b, t + off if t >= n0 else e) for a, b, t in bytes_[s0][lb:lb1]])
+            if le1 > le:
+                eps[s].extend([t + off if t >= n0 else e for t in eps[s0][le:le1]])
+            if lc1 > lc:
+                calls[s].extend([(r, t + off if t >= n0 else e) for r, t in calls[s0][lc:lc1]])
+            if n1 > n0:
+                bytes_.extend([[(a, b, t + off if t >= n0 else e) for a, b, t in row] if row else []
+                               for row in bytes_[n0:n1]])
+                eps.extend([[t + off if t >= n0 else e for t in row] if row else [] for row in eps[n0:n1]])
+                calls.extend([[(r, t + off if t >= n0 else e) for r, t in row] if row else []
+                              for row in calls[n0:n1]])
+
+        def composite(node, t, s: int, e: int) -> None:
+            if t is Seq:
+                items = node.items
+                if not items:
+                    eps[s].append(e)
+                    return
+                cur = s
+                last = len(items) - 1
+                for k, it in enumerate(items):
+                    if k == last:
+                        nxt = e
+                    else:
+                        nxt = len(eps)
+                        bytes_.append([])
+                        eps.append([])
+                        calls.append([])
+                    ti = type(it)
+                    if ti is Literal:
+                        literal(it.value, cur, nxt)
+                    elif ti is Ref:
+                        calls[cur].append((index[it.name], nxt))
+                    else:
+                        build(it, cur, nxt)
+                    cur = nxt
+            elif t is Alt:
+                if not node.items:
+                    dead[0] = True
+                for it in node.items:
+                    build(it, s, e)
+            elif t is ir.Repeat:
+                repeat(node, s, e)
+            elif t is ir.Automaton:  # fresh states: never loops on s or e
+                if not node.finals:  # Dfa.to_ir keeps only states on accepting paths
+                    dead[0] = True
+                states: dict[int, int] = {}
+                at = lambda q: states[q] if q in states else states.setdefault(q, new())  # noqa: E731
+                eps[s].append(at(node.start))
+                for q, label, r in node.edges:
+                    build(label, at(q), at(r))
+                for q in node.finals:
+                    eps[at(q)].append(e)
+            else:
+                raise GrammarError(f"cannot compile IR node {node!r}")
+
+        def repeat(node: ir.Repeat, s: int, e: int) -> None:
+            cur, item = s, node.item
+            for _ in range(node.min):
+                nxt = new()
+                build(item, cur, nxt)
+                cur = nxt
+            if node.max is None:  # fresh loop head: no edge ever returns to s
+                head, tail = new(), new()
+                eps[cur].append(head)
+                build(item, head, tail)
+                eps[tail].append(head)
+                eps[head].append(e)
+                return
+            for _ in range(node.max - node.min):
+                eps[cur].append(e)
+                nxt = new()
+                build(item, cur, nxt)
+                cur = nxt
+            eps[cur].append(e)
+
+        def top(node, s: int, e: int) -> None:
+            dead[0] = self.maybe_dead
+            try:
+                build(node, s, e)
+            finally:
+                self.maybe_dead = dead[0]
+
+        return top
 
     def trim(self) -> None:
         """Drop every edge into a state that cannot reach its rule's final state.
