@@ -23,11 +23,12 @@ from collections import OrderedDict, deque
 
 import numpy as np
 
+from . import native
 from ._gc import no_gc
 from .nfa import Nfa, RuleDfa
-from . import native
 from .pda import END, MARK, Level, Pda, truncate_stack
 from .pda_native import NativeConfigs, NativeCore, NativeDfa, NativeLevel
+from .shortest import ShortestCompletion, nfa_arrays
 from .vocab import Vocabulary, pack_bits
 
 LEVELS = (4, 16, 64)
@@ -104,16 +105,19 @@ class CompiledGrammar:
                  use_native: bool = True):
         self.vocab = vocab
         self.warnings = list(warnings or [])
-        self.nfa = Nfa(rules, productive=True)  # rules come from normalize.prepare
+        nfa = Nfa(rules, productive=True)  # rules come from normalize.prepare
+        self.nfa_arrays = nfa_arrays(nfa)  # what the C core and the shortest completions read
         lib = native.load() if use_native else None
         if lib is not None:  # the C automaton (pda_core.c); pda.Level is its Python reference
-            self.core = NativeCore(lib, self.nfa, vocab)
+            # the Python Nfa (tens of thousands of lists for a big schema) is dropped here: a
+            # cached grammar keeps numpy arrays only, which the cyclic GC never walks
+            self.core = NativeCore(lib, self.nfa_arrays, vocab)
             self.dfa = NativeDfa(self.core)
             self.levels = [NativeLevel(self.core, k) for k in LEVELS]
             self.configs = NativeConfigs(self.core)
         else:
             self.core = None
-            self.dfa = RuleDfa(self.nfa)
+            self.dfa = RuleDfa(nfa)
             pda = Pda(self.dfa)
             self.levels = [Level(pda, vocab, k) for k in LEVELS]
             self.configs = _PyConfigs(pda)
@@ -164,14 +168,13 @@ class CompiledGrammar:
 
     def _shortest_index(self):
         if self._shortest is None:
-            from .shortest import ShortestCompletion  # built on first use: most never need it
-
-            self._shortest = ShortestCompletion(self.nfa, self.dfa)
+            self._shortest = ShortestCompletion(self.nfa_arrays, self.dfa)
         return self._shortest
 
     def can_end(self, config) -> bool:
         """The output can end in this configuration (EOS is allowed)."""
-        return self.configs.can_end(config)
+        with self._lock:  # the C tables may be growing in another thread's walk
+            return self.configs.can_end(config)
 
     def budget_mask(self, config, budget: int) -> np.ndarray | None:
         """int32 [num_words]: the tokens after which the output can still end within `budget`

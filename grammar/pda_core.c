@@ -71,8 +71,8 @@ typedef struct {
     int32_t *dtab; int64_t dhcap;
     uint8_t *ready, *final, *has_bytes;  /* ready: flags, classes and calls computed */
     int32_t *trans;                  /* [dcap][256], T_UNKNOWN until a step needs it */
-    uint8_t *cls;                    /* [dcap][256]: bytes of one class step alike */
-    uint64_t *dcut;                  /* [dcap][4]: bit x set where class x-1 ends (x in 1..255) */
+    uint64_t *dcut;                  /* [dcap][4]: bit x set where a byte class starts (x in
+                                        1..255): bytes of one class step alike */
     int64_t *call_off; int32_t *call_n;
     int32_t *calls; int64_t calls_n, calls_cap;  /* (rule, return dstate) pairs */
     int32_t *pairs; int64_t pairs_cap;
@@ -192,6 +192,26 @@ static int32_t truncate(Core *h, Level *L, int32_t s) {
 
 /* ---------------------------------------------------------------- the rule DFA */
 
+/* the highest set bit at or below b (0 if none) and the lowest set bit above b (256 if none) */
+static inline int bit_at_or_below(const uint64_t *v, int b) {
+    for (int w = b >> 6; w >= 0; w--) {
+        uint64_t x = v[w];
+        if (w == b >> 6) x &= (b & 63) == 63 ? ~0ULL : ((1ULL << ((b & 63) + 1)) - 1);
+        if (x) return 64 * w + 63 - __builtin_clzll(x);
+    }
+    return 0;
+}
+
+static inline int bit_above(const uint64_t *v, int b) {
+    for (int w = b >> 6; w < 4; w++) {
+        uint64_t x = v[w];
+        if (w == b >> 6) x &= (b & 63) == 63 ? 0 : ~((1ULL << ((b & 63) + 1)) - 1);
+        if (x) return 64 * w + __builtin_ctzll(x);
+    }
+    return 256;
+}
+
+
 static int cmp_i32(const void *a, const void *b) {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     return (x > y) - (x < y);
@@ -268,7 +288,6 @@ static int32_t dfa_intern_closure(Core *h, int64_t m) {
         cap = c0; if (grow((void **)&h->final, &cap, need, 1)) return -1;
         cap = c0; if (grow((void **)&h->has_bytes, &cap, need, 1)) return -1;
         cap = c0; if (grow((void **)&h->trans, &cap, need, 256 * 4)) return -1;
-        cap = c0; if (grow((void **)&h->cls, &cap, need, 256)) return -1;
         cap = c0; if (grow((void **)&h->dcut, &cap, need, 32)) return -1;
         cap = c0; if (grow((void **)&h->call_off, &cap, need, 8)) return -1;
         cap = c0; if (grow((void **)&h->call_n, &cap, need, 4)) return -1;
@@ -311,15 +330,11 @@ static int dfa_make_ready(Core *h, int32_t d) {
             np++;
         }
     }
-    uint8_t *cls = h->cls + (int64_t)d * 256, k = 0;
     int32_t *row = h->trans + (int64_t)d * 256;
-    uint64_t *dc = h->dcut + (int64_t)d * 4;
+    uint64_t *dc = h->dcut + (int64_t)d * 4;  /* byte classes: the runs between two cuts */
     dc[0] = dc[1] = dc[2] = dc[3] = 0;
-    for (int b = 0; b < 256; b++) {
-        if (b && cut[b]) { k++; dc[b >> 6] |= 1ULL << (b & 63); }
-        cls[b] = k;
-        row[b] = T_UNKNOWN;
-    }
+    for (int b = 1; b < 256; b++) if (cut[b]) dc[b >> 6] |= 1ULL << (b & 63);
+    for (int b = 0; b < 256; b++) row[b] = T_UNKNOWN;
     h->final[d] = fin;
     h->has_bytes[d] = hb;
     if (np > 1) qsort(h->pairs, (size_t)np, 8, cmp_pair);
@@ -367,9 +382,10 @@ static int32_t dfa_step(Core *h, int32_t d, int b) {
     } else {
         t = DEAD;
     }
-    const uint8_t *cls = h->cls + (int64_t)d * 256, k = cls[b];
+    /* the class of b is the run of bytes between two cuts */
+    const uint64_t *cut = h->dcut + (int64_t)d * 4;
     int32_t *row = h->trans + (int64_t)d * 256;
-    for (int i = 0; i < 256; i++) if (cls[i] == k) row[i] = t;
+    for (int i = bit_at_or_below(cut, b), hi = bit_above(cut, b); i < hi; i++) row[i] = t;
     return t;
 }
 
@@ -532,25 +548,6 @@ static int32_t *row_of(Core *h, Level *L, int32_t c) {
     return row;
 }
 
-/* the highest set bit at or below b (0 if none) and the lowest set bit above b (256 if none) */
-static inline int bit_at_or_below(const uint64_t *v, int b) {
-    for (int w = b >> 6; w >= 0; w--) {
-        uint64_t x = v[w];
-        if (w == b >> 6) x &= (b & 63) == 63 ? ~0ULL : ((1ULL << ((b & 63) + 1)) - 1);
-        if (x) return 64 * w + 63 - __builtin_clzll(x);
-    }
-    return 0;
-}
-
-static inline int bit_above(const uint64_t *v, int b) {
-    for (int w = b >> 6; w < 4; w++) {
-        uint64_t x = v[w];
-        if (w == b >> 6) x &= (b & 63) == 63 ? 0 : ~((1ULL << ((b & 63) + 1)) - 1);
-        if (x) return 64 * w + __builtin_ctzll(x);
-    }
-    return 256;
-}
-
 /* T[c][b]: one PDA step of configuration c on byte b, stored for every byte that steps alike */
 static int32_t cell(Core *h, Level *L, int32_t c, int b) {
     int32_t *row = row_of(h, L, c);
@@ -638,7 +635,7 @@ void gs_core_free(Core *h) {
     }
     free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
     free(h->pairs);
-    free(h->ready); free(h->final); free(h->has_bytes); free(h->trans); free(h->cls); free(h->dcut); free(h->call_off);
+    free(h->ready); free(h->final); free(h->has_bytes); free(h->trans); free(h->dcut); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
     free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->need); free(h->chain); free(h->fchain); free(h->succ);

@@ -12,8 +12,6 @@ Not thread-safe on its own: the CompiledGrammar's lock serializes every call on 
 """
 from __future__ import annotations
 
-from itertools import chain
-
 import numpy as np
 
 from .nfa import DEAD
@@ -34,31 +32,14 @@ class _Buffer:
         self.p = self.a.ctypes.data
 
 
-def _nfa_arrays(nfa) -> tuple[np.ndarray, ...]:
-    """The NFA as CSR int32 arrays: byte edges (lo, hi, target), epsilons, calls (rule, return),
-    and the final-state flags (what gs_core_new reads)."""
-    n = len(nfa.eps)
-
-    def csr(lists, width):
-        off = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum([len(x) for x in lists], out=off[1:])
-        flat = list(chain.from_iterable(chain.from_iterable(lists))) if width > 1 else list(chain.from_iterable(lists))
-        return off, np.asarray(flat if flat else [0], dtype=np.int32)
-
-    eb_off, eb = csr(nfa.bytes, 3)
-    eps_off, eps = csr(nfa.eps, 1)
-    nc_off, nc = csr(nfa.calls, 2)
-    final = np.zeros(n, dtype=np.uint8)
-    final[nfa.final] = 1
-    return eb_off, eb, eps_off, eps, nc_off, nc, final, np.asarray(nfa.start, dtype=np.int32)
-
-
 class NativeCore:
-    def __init__(self, lib, nfa, vocab: Vocabulary):
-        self.lib, self.nfa, self.vocab = lib, nfa, vocab
-        self._keep = arrays = _nfa_arrays(nfa)  # referenced here: C reads them in place
+    def __init__(self, lib, arrays: tuple[np.ndarray, ...], vocab: Vocabulary):
+        """`arrays`: the NFA as shortest.nfa_arrays gives it (kept here: C reads them in place)."""
+        self.lib, self.vocab = lib, vocab
+        self._keep = arrays
+        self.n_rules = len(arrays[7])
         v = vocab
-        self.h = lib.gs_core_new(len(nfa.eps), *(a.ctypes.data for a in arrays[:7]), len(nfa.start),
+        self.h = lib.gs_core_new(len(arrays[0]) - 1, *(a.ctypes.data for a in arrays[:7]), self.n_rules,
                                  arrays[7].ctypes.data,
                                  *(a.ctypes.data for a in (v.pre_nodes, v.pre_sub_bytes, v.sub_tokens32,
                                                            v.sub_token_pos32, v.sub_token_len, v.pre_parent,
@@ -136,9 +117,9 @@ class NativeDfa:
     the Python automaton (pda.Pda) and the shortest-completion index read it through this)."""
 
     def __init__(self, core: NativeCore):
-        self.core, self.nfa = core, core.nfa
+        self.core = core
         lib, h = core.lib, core.h
-        self.starts = [lib.gs_dfa_start(h, r) for r in range(len(core.nfa.start))]
+        self.starts = [lib.gs_dfa_start(h, r) for r in range(core.n_rules)]
         self.final, self.has_bytes = _Flags(self, 1), _Flags(self, 2)
         self._info: dict[int, int] = {}
         self._calls: dict[int, tuple] = {}

@@ -10,72 +10,108 @@ minlen depends on dist and dist on minlen: iterate a backward Dijkstra until min
 (costs are non-negative and every kept rule is productive, so a few rounds do).  A pushdown
 stack (bottom first, see pda.py) then needs sum over its frames of min_{s in frame} dist[s]:
 the top frame finishes its rule, each frame below continues from its return state.
+
+Built from the NFA's CSR arrays (nfa_arrays) and kept as numpy arrays: a compiled grammar holds
+no per-state Python objects for the cyclic garbage collector to walk.
 """
 from __future__ import annotations
 
 import heapq
+from itertools import chain
 
-from .nfa import Nfa, RuleDfa
+import numpy as np
 
 INF = float("inf")
+BYTE, EPS, CALL = 0, 1, 2
+
+
+def nfa_arrays(nfa) -> tuple[np.ndarray, ...]:
+    """An Nfa as CSR int32 arrays: (byte-edge offsets, byte edges (lo, hi, target) flat, epsilon
+    offsets, epsilon targets, call offsets, calls (rule, return) flat, final flags (uint8), rule
+    start states).  What the C automaton and ShortestCompletion read."""
+    n = len(nfa.eps)
+
+    def csr(lists, width):
+        off = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(np.fromiter(map(len, lists), dtype=np.int64, count=n), out=off[1:])
+        items = chain.from_iterable(lists)
+        if width > 1:  # lists of tuples
+            items = chain.from_iterable(items)
+        flat = np.fromiter(items, dtype=np.int32, count=int(off[-1]) * width)
+        return off, flat if flat.size else np.zeros(1, dtype=np.int32)
+
+    eb_off, eb = csr(nfa.bytes, 3)
+    eps_off, eps = csr(nfa.eps, 1)
+    nc_off, nc = csr(nfa.calls, 2)
+    final = np.zeros(n, dtype=np.uint8)
+    final[nfa.final] = 1
+    return eb_off, eb, eps_off, eps, nc_off, nc, final, np.asarray(nfa.start, dtype=np.int32)
 
 
 class ShortestCompletion:
-    def __init__(self, nfa: Nfa, dfa: RuleDfa):
-        self.nfa, self.dfa = nfa, dfa
-        n = len(nfa.eps)
-        rev: list[list[tuple[int, int, int, int]]] = [[] for _ in range(n)]  # t -> (s, kind, x, _)
-        for s in range(n):
-            for lo, _hi, t in nfa.bytes[s]:
-                rev[t].append((s, 0, lo, 0))
-            for t in nfa.eps[s]:
-                rev[t].append((s, 1, 0, 0))
-            for r, t in nfa.calls[s]:
-                rev[t].append((s, 2, r, 0))
-        self._rev = rev
-        minlen = [INF] * len(nfa.start)
+    def __init__(self, arrays: tuple[np.ndarray, ...], dfa):
+        eb_off, eb, eps_off, eps, nc_off, nc, final, start = arrays
+        self.dfa = dfa
+        n = len(eb_off) - 1
+        states = np.arange(n, dtype=np.int32)
+        nb, ne, ncl = int(eb_off[-1]), int(eps_off[-1]), int(nc_off[-1])
+        # every edge s -> t as (t, s, kind, x), grouped by target t: the backward search's input
+        tgt = np.concatenate([eb[2:3 * nb:3], eps[:ne], nc[1:2 * ncl:2]])
+        src = np.concatenate([np.repeat(states, np.diff(eb_off)), np.repeat(states, np.diff(eps_off)),
+                              np.repeat(states, np.diff(nc_off))])
+        kind = np.concatenate([np.full(nb, BYTE), np.full(ne, EPS), np.full(ncl, CALL)]).astype(np.int32)
+        x = np.concatenate([eb[0:3 * nb:3], np.zeros(ne, dtype=np.int32), nc[0:2 * ncl:2]])
+        order = np.argsort(tgt, kind="stable")
+        rev_off = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(tgt, minlength=n), out=rev_off[1:])
+        self._rev = (rev_off, src[order], kind[order], x[order])
+        self.final = final.astype(bool)
+        self.start = start
+        finals = np.flatnonzero(self.final).tolist()
+        minlen = [INF] * len(start)
         while True:
-            dist, move = self._dijkstra(minlen)
-            new = [dist[s] for s in nfa.start]
+            dist, move = self._dijkstra(minlen, finals)
+            new = [dist[s] for s in start.tolist()]
             if new == minlen:
                 break
             minlen = new
-        self.dist, self.move, self.minlen = dist, move, minlen
-        self._finals = set(nfa.final)
+        self.dist = np.asarray(dist)  # [n] float
+        self.move = np.asarray(move, dtype=np.int64).reshape(n, 3)  # [n] (kind, x, next); -1: none
+        self.minlen = minlen
         self._rule_text: dict[int, bytes] = {}
         self._dstate: dict[int, tuple[float, int]] = {}  # dstate -> (dist, best NFA state)
 
-    def _dijkstra(self, minlen: list[float]):
-        n = len(self._rev)
+    def _dijkstra(self, minlen: list[float], finals: list[int]):
+        rev_off, rsrc, rkind, rx = (a.tolist() for a in self._rev)
+        n = len(rev_off) - 1
         dist = [INF] * n
-        move: list[tuple | None] = [None] * n  # s -> (kind, x, next state) on a shortest path
-        heap = []
-        for f in self.nfa.final:
+        move = [-1] * (3 * n)  # s -> (kind, x, next state) on a shortest path
+        heap = [(0, f) for f in finals]
+        for f in finals:
             dist[f] = 0
-            heap.append((0, f))
         heapq.heapify(heap)
         while heap:
             d, t = heapq.heappop(heap)
             if d > dist[t]:
                 continue
-            for s, kind, x, _ in self._rev[t]:
-                cost = 1 if kind == 0 else 0 if kind == 1 else minlen[x]
-                nd = d + cost
+            for j in range(rev_off[t], rev_off[t + 1]):
+                s, k = rsrc[j], rkind[j]
+                nd = d + (1 if k == BYTE else 0 if k == EPS else minlen[rx[j]])
                 if nd < dist[s]:
                     dist[s] = nd
-                    move[s] = (kind, x, t)
+                    move[3 * s: 3 * s + 3] = (k, rx[j], t)
                     heapq.heappush(heap, (nd, s))
         return dist, move
 
     def _text_from(self, s: int) -> bytes:
         """The bytes of the shortest path from NFA state s to its rule's final state."""
         out = bytearray()
-        finals = self._finals
-        while s not in finals:  # edges never leave a rule: any final is s's own rule's
-            kind, x, t = self.move[s]
-            if kind == 0:
+        final, move = self.final, self.move
+        while not final[s]:  # edges never leave a rule: any final is s's own rule's
+            kind, x, t = move[s].tolist()
+            if kind == BYTE:
                 out.append(x)
-            elif kind == 2:
+            elif kind == CALL:
                 out += self.rule_text(x)
             s = t
         return bytes(out)
@@ -83,14 +119,19 @@ class ShortestCompletion:
     def rule_text(self, r: int) -> bytes:
         got = self._rule_text.get(r)
         if got is None:
-            got = self._text_from(self.nfa.start[r])
+            got = self._text_from(int(self.start[r]))
             self._rule_text[r] = got
         return got
 
     def _best(self, d: int) -> tuple[float, int]:
         got = self._dstate.get(d)
         if got is None:
-            got = min(((self.dist[s], s) for s in self.dfa.sets[d]), default=(INF, -1))
+            members = np.fromiter(self.dfa.sets[d], dtype=np.int64)
+            if members.size:
+                i = int(np.argmin(self.dist[members]))
+                got = (float(self.dist[members[i]]), int(members[i]))
+            else:
+                got = (INF, -1)
             self._dstate[d] = got
         return got
 
