@@ -115,6 +115,7 @@ class CompiledGrammar:
             self.dfa = NativeDfa(self.core)
             self.levels = [NativeLevel(self.core, k) for k in LEVELS]
             self.configs = NativeConfigs(self.core)
+            self.core.set_levels(self.levels, self.configs.full)
         else:
             self.core = None
             self.dfa = RuleDfa(nfa)
@@ -149,7 +150,7 @@ class CompiledGrammar:
         level = self.levels[0]
         with self._lock:
             if self._warmed:
-                return len(level.masks)
+                return level.num_masks()
             self._warmed = True
         deadline = time.perf_counter() + time_budget_s
 
@@ -164,7 +165,7 @@ class CompiledGrammar:
                 new = [c for n in (nxt.tolist() if len(nxt) else ()) for c in level.singles(n) if c not in seen]
             seen.update(new)
             queue.extend(dict.fromkeys(new))
-        return len(level.masks)
+        return level.num_masks()
 
     def _shortest_index(self):
         if self._shortest is None:
@@ -306,6 +307,8 @@ class CompiledGrammar:
         The first level's walk (its mask cached by the truncated configuration, shared by every
         stack with the same top frames) decides most tokens; each deeper level walks only the trie
         paths to the tokens still context-dependent."""
+        if self.core is not None:  # the same, in one C call (gs_stack_mask)
+            return self.core.stack_mask(stack)
         first, *deeper = self.levels
         allowed, pending, any_dep = first.mask(self.configs.single(first, stack))
         for level in deeper:

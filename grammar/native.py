@@ -24,7 +24,7 @@ SOURCE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pda_core
 
 _P, _I32, _I64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64
 _SIGNATURES = {  # name: (restype, argtypes)
-    "gs_core_new": (_P, [_I64] + [_P] * 7 + [_I32] + [_P] * 8 + [_I64, _I64, _I32]),
+    "gs_core_new": (_P, [_I64] + [_P] * 7 + [_I32] + [_P] * 10 + [_I64, _I64, _I32]),
     "gs_core_free": (None, [_P]),
     "gs_level_new": (_I32, [_P, _I32]),
     "gs_dfa_start": (_I32, [_P, _I32]),
@@ -51,6 +51,10 @@ _SIGNATURES = {  # name: (restype, argtypes)
     "gs_scan": (_I64, [_P, _I32, _I32, _P, _P, _P, _I32, _P, _P]),
     "gs_successors": (None, [_P, _P]),
     "gs_stats": (None, [_P, _P]),
+    "gs_set_skip": (None, [_P, _I32]),
+    "gs_num_masks": (_I64, [_P, _I32]),
+    "gs_level_mask": (_I64, [_P, _I32, _I32, _P, _P, _P, _I64]),
+    "gs_stack_mask": (_I64, [_P, _P, _I32, _I32, _I32, _P]),
 }
 
 _lock = threading.Lock()

@@ -167,6 +167,10 @@ class Level:
             self.masks[cid] = got
         return got
 
+    def num_masks(self) -> int:
+        """Masks cached so far."""
+        return len(self.masks)
+
     def restricted(self, cid: int, only: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """mask(cid) for the tokens in `only` (int32 words); here the cached full walk."""
         acc, dep, _ = self.mask(cid)

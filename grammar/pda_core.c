@@ -50,6 +50,11 @@ typedef struct {
     int32_t *cl_pool; int64_t cl_n, cl_pool_cap;
     int32_t *trunc; int64_t trunc_cap;                 /* stack node -> its k-truncation */
     uint32_t *seen; uint32_t seen_epoch;               /* successors met by the current walk */
+    uint32_t **macc, **mdep;         /* [cap]: the cached mask (accepted, dependent bit words)
+                                        of a configuration, NULL until gs_level_mask */
+    int32_t **msucc; int32_t *nsucc; /* its successors (live end configurations) */
+    uint8_t *many;                   /* some token is context-dependent */
+    int64_t n_masks;
     uint64_t *ccut;                  /* [cap][4]: the union of the top states' class cuts (set
                                         when the row is allocated): bytes between two cuts step
                                         alike from the configuration */
@@ -91,7 +96,9 @@ typedef struct {
     const uint64_t *pre_sub;         /* [N][4]: the bytes on the edges strictly below each node */
     const int32_t *tok_len;
     const int32_t *pre_parent, *tok_node;  /* preorder parent; token id -> its node (-1: none) */
-    int64_t vocab_size;
+    int64_t vocab_size, words;       /* tokens, 32-bit words of a mask */
+    const uint8_t *tok_bytes; const int64_t *tok_off;  /* token t's bytes: [tok_off[t], [t + 1]) */
+    int32_t skip;                    /* gs_scan's subtree skips for masks (see gs_scan) */
     uint32_t *need; uint32_t need_epoch;  /* a restricted walk's nodes on a path to a token */
     const int32_t *tok, *tok_pos;    /* tokens in preorder: ids, positions in vocab.token_ids */
     int64_t n_nodes;
@@ -477,6 +484,11 @@ static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
         cap = c0; if (grow((void **)&L->selfloop, &cap, L->n + 1, 32)) return -1;
         cap = c0; if (grow((void **)&L->seen, &cap, L->n + 1, 4)) return -1;
         cap = c0; if (grow((void **)&L->ccut, &cap, L->n + 1, 32)) return -1;
+        cap = c0; if (grow((void **)&L->macc, &cap, L->n + 1, sizeof(uint32_t *))) return -1;
+        cap = c0; if (grow((void **)&L->mdep, &cap, L->n + 1, sizeof(uint32_t *))) return -1;
+        cap = c0; if (grow((void **)&L->msucc, &cap, L->n + 1, sizeof(int32_t *))) return -1;
+        cap = c0; if (grow((void **)&L->nsucc, &cap, L->n + 1, 4)) return -1;
+        cap = c0; if (grow((void **)&L->many, &cap, L->n + 1, 1)) return -1;
 
         L->cap = cap;
     }
@@ -494,6 +506,10 @@ static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
     }
     memset(L->selfloop + c * 4, c == 0 ? 0xff : 0, 32);  /* the dead configuration loops on all */
     L->seen[c] = 0;
+    L->macc[c] = L->mdep[c] = NULL;
+    L->msucc[c] = NULL;
+    L->nsucc[c] = 0;
+    L->many[c] = 0;
 
     L->htab[j] = (int32_t)c;
     return (int32_t)c;
@@ -596,7 +612,8 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
                   int32_t n_rules, const int32_t *rule_start, const Node *node,
                   const uint64_t *pre_sub, const int32_t *tok, const int32_t *tok_pos,
                   const int32_t *tok_len, const int32_t *pre_parent,
-                  const int32_t *tok_node, int64_t vocab_size, int64_t n_nodes, int32_t max_depth) {
+                  const int32_t *tok_node, const uint8_t *tok_bytes, const int64_t *tok_off,
+                  int64_t vocab_size, int64_t n_nodes, int32_t max_depth) {
     Core *h = calloc(1, sizeof(Core));
     if (!h) return NULL;
     h->nfa_n = nfa_n; h->eb_off = eb_off; h->eb = eb; h->eps_off = eps_off; h->eps = eps;
@@ -608,6 +625,9 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->tok = tok; h->tok_pos = tok_pos; h->n_nodes = n_nodes;
     h->tok_len = tok_len;
     h->pre_parent = pre_parent; h->tok_node = tok_node; h->vocab_size = vocab_size;
+    h->words = (vocab_size + 31) / 32;
+    h->tok_bytes = tok_bytes; h->tok_off = tok_off;
+    h->skip = 3;
     h->need = calloc((size_t)(n_nodes ? n_nodes : 1), 4);
     h->chain = malloc((size_t)(max_depth + 2) * 4);
     h->fchain = malloc((size_t)(max_depth + 2));
@@ -628,7 +648,13 @@ void gs_core_free(Core *h) {
     if (!h) return;
     for (int i = 0; i < h->nlv; i++) {
         Level *L = &h->lv[i];
-        for (int64_t c = 0; c < L->n; c++) free(L->rows[c]);
+        for (int64_t c = 0; c < L->n; c++) {
+            free(L->rows[c]);
+            free(L->macc[c]);
+            free(L->mdep[c]);
+            free(L->msucc[c]);
+        }
+        free(L->macc); free(L->mdep); free(L->msucc); free(L->nsucc); free(L->many);
         free(L->off); free(L->len); free(L->pool); free(L->rows); free(L->has_exit);
         free(L->has_end); free(L->selfloop); free(L->htab); free(L->cl_off); free(L->cl_len);
         free(L->cl_pool); free(L->trunc); free(L->seen); free(L->ccut);
@@ -917,3 +943,91 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
 void gs_stats(Core *h, int64_t *out) { memcpy(out, h->stats, sizeof(h->stats)); }
 
 void gs_successors(Core *h, int32_t *out) { memcpy(out, h->succ, (size_t)h->succ_n * 4); }
+
+/* ---------------------------------------------------------------- masks */
+
+void gs_set_skip(Core *h, int32_t skip) { h->skip = skip; }
+int64_t gs_num_masks(Core *h, int32_t lv) { return h->lv[lv].n_masks; }
+
+/* level lv's mask of configuration cid: one scan on first use, cached (0, or -1 on error) */
+static int level_mask(Core *h, int32_t lv, int32_t cid) {
+    Level *L = &h->lv[lv];
+    if (L->macc[cid]) return 0;
+    uint32_t *acc = calloc((size_t)h->words, 4), *dep = calloc((size_t)h->words, 4);
+    if (!acc || !dep) { free(acc); free(dep); return -1; }
+    int32_t any = 0;
+    const int64_t n = gs_scan(h, lv, cid, acc, dep, NULL, h->skip, &any, NULL);
+    int32_t *succ = n > 0 ? malloc((size_t)n * 4) : NULL;
+    if (n < 0 || (n > 0 && !succ)) { free(acc); free(dep); free(succ); return -1; }
+    if (n > 0) memcpy(succ, h->succ, (size_t)n * 4);
+    L = &h->lv[lv];  /* (the level struct itself never moves; its arrays may have) */
+    L->macc[cid] = acc; L->mdep[cid] = dep; L->msucc[cid] = succ; L->nsucc[cid] = (int32_t)n;
+    L->many[cid] = (uint8_t)any;
+    L->n_masks++;
+    return 0;
+}
+
+/* Copy level lv's (cached) mask of cid into acc / dep (words each) and its successors into succ
+   (room for cap; NULL: not wanted).  Returns the number of successors | any-dependent << 40, or
+   -1 on error. */
+int64_t gs_level_mask(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, int32_t *succ, int64_t cap) {
+    if (level_mask(h, lv, cid)) return -1;
+    Level *L = &h->lv[lv];
+    memcpy(acc, L->macc[cid], (size_t)h->words * 4);
+    memcpy(dep, L->mdep[cid], (size_t)h->words * 4);
+    const int64_t n = L->nsucc[cid];
+    if (succ) memcpy(succ, L->msucc[cid], (size_t)(n < cap ? n : cap) * 4);
+    return n | ((int64_t)L->many[cid] << 40);
+}
+
+static int any_bit(const uint32_t *w, int64_t n) {
+    for (int64_t i = 0; i < n; i++) if (w[i]) return 1;
+    return 0;
+}
+
+/* The tokens allowed from one full stack `sid` (a stack of a configuration of level `full`) into
+   out (words): the first level's cached mask decides most tokens; each deeper level (levels[1..n))
+   walks only the trie paths to the tokens still context-dependent; past the last one the few
+   left are stepped exactly, byte by byte, from the lone stack.  0, or -1 on error. */
+int64_t gs_stack_mask(Core *h, const int32_t *levels, int32_t n_levels, int32_t full, int32_t sid, uint32_t *out) {
+    const int64_t W = h->words;
+    int32_t c = gs_single(h, levels[0], sid);
+    if (c < 0 || level_mask(h, levels[0], c)) return -1;
+    Level *L = &h->lv[levels[0]];
+    memcpy(out, L->macc[c], (size_t)W * 4);
+    if (!L->many[c] || !any_bit(L->mdep[c], W)) return 0;
+    uint32_t *pending = malloc((size_t)W * 4), *acc = malloc((size_t)W * 4), *dep = malloc((size_t)W * 4);
+    int rc = -1;
+    if (!pending || !acc || !dep) goto done;
+    memcpy(pending, L->mdep[c], (size_t)W * 4);
+    int any = 1;
+    for (int32_t li = 1; li < n_levels && any; li++) {
+        /* a short stack can still be cut: a token's own pushes are truncated at k too */
+        if ((c = gs_single(h, levels[li], sid)) < 0) goto done;
+        memset(acc, 0, (size_t)W * 4);
+        memset(dep, 0, (size_t)W * 4);
+        int32_t d = 0;
+        if (gs_scan(h, levels[li], c, acc, dep, NULL, h->skip, &d, pending) < 0) goto done;
+        for (int64_t i = 0; i < W; i++) {
+            out[i] |= acc[i] & pending[i];
+            pending[i] &= dep[i];
+        }
+        any = d && any_bit(pending, W);
+    }
+    if (any) {  /* deeper than the last level: the leftovers, exactly */
+        const int32_t lone = gs_config_intern(h, full, &sid, 1);
+        if (lone < 0) goto done;
+        for (int64_t i = 0; i < W; i++) {
+            for (uint32_t x = pending[i]; x; x &= x - 1) {
+                const int64_t t = 32 * i + __builtin_ctz(x);
+                const int32_t r = gs_step_bytes(h, full, lone, h->tok_bytes + h->tok_off[t], h->tok_off[t + 1] - h->tok_off[t]);
+                if (r < 0) goto done;
+                if (r > 0) out[i] |= 1u << (t & 31);
+            }
+        }
+    }
+    rc = 0;
+done:
+    free(pending); free(acc); free(dep);
+    return rc;
+}

@@ -18,7 +18,7 @@ from .nfa import DEAD
 from .pda import MARK
 from .vocab import Vocabulary
 
-SKIP = 3  # gs_scan's subtree skips: 1 = self-loops, 2 = chains (both)
+SKIP = 3  # gs_scan's subtree skips: 1 = self-loops, 2 = chains (both; masks: gs_set_skip)
 
 
 class _Buffer:
@@ -43,7 +43,7 @@ class NativeCore:
                                  arrays[7].ctypes.data,
                                  *(a.ctypes.data for a in (v.pre_nodes, v.pre_sub_bytes, v.sub_tokens32,
                                                            v.sub_token_pos32, v.sub_token_len, v.pre_parent,
-                                                           v.token_pre_node)),
+                                                           v.token_pre_node, v.token_bytes, v.token_offsets)),
                                  v.size, v.num_nodes, v.max_len)
         if not self.h:
             raise MemoryError("cannot allocate the grammar automaton")
@@ -54,7 +54,20 @@ class NativeCore:
         self._p_any_dep = self._any_dep.ctypes.data
         self.ids = _Buffer(64)  # stack ids read back from C
         self.succ = _Buffer(256)  # a walk's successors
+        self.level_ids = np.zeros(0, dtype=np.int32)  # the mask levels, first to last (set_levels)
+        self._p_level_ids = 0
         self._slab, self._slab_used, self._slab_p = np.zeros((0, 2, vocab.num_words), dtype=np.int32), 0, 0
+
+    def set_levels(self, levels: list["NativeLevel"], full: "NativeLevel") -> None:
+        """The levels stack masks go through (first to last) and the level of full configurations."""
+        self.level_ids = np.asarray([lv.lv for lv in levels], dtype=np.int32)
+        self._p_level_ids, self.full_lv = self.level_ids.ctypes.data, full.lv
+
+    def stack_mask(self, sid: int) -> np.ndarray:
+        """int32 [num_words]: the tokens allowed from full stack `sid` (gs_stack_mask)."""
+        words, _, p, _ = self.word_pair()
+        self.check(self.lib.gs_stack_mask(self.h, self._p_level_ids, self.level_ids.size, self.full_lv, sid, p))
+        return words
 
     def word_pair(self) -> tuple[np.ndarray, np.ndarray, int, int]:
         """Two zeroed int32 [num_words] rows (a walk's accepted and dependent bits, kept for good in
@@ -202,7 +215,6 @@ class NativeLevel:
         self.core, self.k, self.vocab = core, k, core.vocab
         self.lv = core.check(core.lib.gs_level_new(core.h, k))
         self.configs = _Configs(self)
-        self.masks: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}
         self.successors: dict[int, np.ndarray] = {}
 
     def intern(self, config: frozenset) -> int:
@@ -231,32 +243,21 @@ class NativeLevel:
         return bool(self.core.lib.gs_has_exit(self.core.h, self.lv, cid))
 
     def mask(self, cid: int) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(accepted words, dependent words, any dependent) for configuration id `cid`."""
-        got = self.masks.get(cid)
-        if got is None:
-            got = self.masks[cid] = self._walk(cid)
-        return got
-
-    def _walk(self, cid: int):
+        """(accepted words, dependent words, any dependent) for configuration id `cid`: one walk on
+        first use, cached in C (the cache stack masks read); also records its successors."""
         core = self.core
-        acc, dep, p_acc, p_dep = core.word_pair()  # [W] each, zeroed
-        n = core.check(core.lib.gs_scan(core.h, self.lv, cid, p_acc, p_dep, None, SKIP, core._p_any_dep, None))
+        acc, dep, p_acc, p_dep = core.word_pair()  # [W] each
+        got = core.check(core.lib.gs_level_mask(core.h, self.lv, cid, p_acc, p_dep, core.succ.p, core.succ.a.size))
+        n = got & ((1 << 40) - 1)
         if n > core.succ.a.size:
             core.succ.resize(2 * n)
-        core.lib.gs_successors(core.h, core.succ.p)
+            core.lib.gs_level_mask(core.h, self.lv, cid, p_acc, p_dep, core.succ.p, core.succ.a.size)
         self.successors[cid] = np.sort(core.succ.a[:n])
-        return acc, dep, bool(core._any_dep[0])
+        return acc, dep, bool(got >> 40)
 
-    def restricted(self, cid: int, only: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(accepted, dependent words, any dependent) of configuration cid for the tokens in `only`
-        (int32 words): a walk that visits only the trie paths to those tokens, not cached."""
-        core = self.core
-        acc = np.zeros(self.vocab.num_words, dtype=np.int32)
-        dep = np.zeros(self.vocab.num_words, dtype=np.int32)
-        only = np.ascontiguousarray(only, dtype=np.int32)
-        core.check(core.lib.gs_scan(core.h, self.lv, cid, acc.ctypes.data, dep.ctypes.data, None, SKIP,
-                                    core._p_any_dep, only.ctypes.data))
-        return acc & only, dep & only, bool(core._any_dep[0])
+    def num_masks(self) -> int:
+        """Masks cached so far."""
+        return self.core.lib.gs_num_masks(self.core.h, self.lv)
 
     def token_end_states(self, cid: int) -> tuple[np.ndarray, bool]:
         """As pda.Level.token_end_states: (the configuration id each walkable token leads to from

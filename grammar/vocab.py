@@ -68,6 +68,10 @@ class Vocabulary:
         self.max_len = max((len(self.tokens[i]) for i in walk), default=0)
         self._build_trie(walk)
         self.num_words = (self.size + 31) // 32
+        # every token's bytes, concatenated: token t is token_bytes[token_offsets[t]:token_offsets[t + 1]]
+        self.token_bytes = np.frombuffer(b"".join(self.tokens) or b"\0", dtype=np.uint8)
+        self.token_offsets = np.zeros(self.size + 1, dtype=np.int64)
+        np.cumsum([len(t) for t in self.tokens], out=self.token_offsets[1:])
         self.hash = hashlib.sha256(b"\0".join(self.tokens) + repr(self.eos_token_ids).encode()
                                    + repr(self.special_token_ids).encode()).hexdigest()[:16]
 
