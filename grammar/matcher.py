@@ -105,6 +105,9 @@ class CompiledGrammar:
                  use_native: bool = True):
         self.vocab = vocab
         self.warnings = list(warnings or [])
+        self._eos = np.zeros(vocab.num_words, dtype=np.int32)
+        for t in vocab.eos_token_ids:
+            self._eos[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
         nfa = Nfa(rules, productive=True)  # rules come from normalize.prepare
         self.nfa_arrays = nfa_arrays(nfa)  # what the C core and the shortest completions read
         lib = native.load() if use_native else None
@@ -115,7 +118,7 @@ class CompiledGrammar:
             self.dfa = NativeDfa(self.core)
             self.levels = [NativeLevel(self.core, k) for k in LEVELS]
             self.configs = NativeConfigs(self.core)
-            self.core.set_levels(self.levels, self.configs.full)
+            self.core.set_levels(self.levels, self.configs.full, self._eos)
         else:
             self.core = None
             self.dfa = RuleDfa(nfa)
@@ -131,9 +134,6 @@ class CompiledGrammar:
         self._budget_profiles: OrderedDict = OrderedDict()
         self._shortest_texts: OrderedDict = OrderedDict()
         self._closings: OrderedDict = OrderedDict()
-        self._eos = np.zeros(vocab.num_words, dtype=np.int32)
-        for t in vocab.eos_token_ids:
-            self._eos[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
 
     def matcher(self, max_rollback_tokens: int | None = None) -> "GrammarMatcher":
         return GrammarMatcher(self, max_rollback_tokens)
@@ -284,8 +284,8 @@ class CompiledGrammar:
             return _lru(self._masks, config, self._compute_mask, MASK_LRU)
 
     def _compute_mask(self, config) -> np.ndarray:
-        if self.core is not None:  # the C automaton allocates no Python objects to collect
-            return self._walk_levels(config)
+        if self.core is not None:  # the same as _walk_levels, in C (gs_config_mask)
+            return self.core.config_mask(config)
         with no_gc():  # a cold mask interns many configurations: see _gc.py
             return self._walk_levels(config)
 
@@ -307,8 +307,6 @@ class CompiledGrammar:
         The first level's walk (its mask cached by the truncated configuration, shared by every
         stack with the same top frames) decides most tokens; each deeper level walks only the trie
         paths to the tokens still context-dependent."""
-        if self.core is not None:  # the same, in one C call (gs_stack_mask)
-            return self.core.stack_mask(stack)
         first, *deeper = self.levels
         allowed, pending, any_dep = first.mask(self.configs.single(first, stack))
         for level in deeper:

@@ -55,6 +55,7 @@ _SIGNATURES = {  # name: (restype, argtypes)
     "gs_num_masks": (_I64, [_P, _I32]),
     "gs_level_mask": (_I64, [_P, _I32, _I32, _P, _P, _P, _I64]),
     "gs_stack_mask": (_I64, [_P, _P, _I32, _I32, _I32, _P]),
+    "gs_config_mask": (_I64, [_P, _P, _I32, _I32, _I32, _P, _P]),
 }
 
 _lock = threading.Lock()

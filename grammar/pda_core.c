@@ -99,6 +99,7 @@ typedef struct {
     int64_t vocab_size, words;       /* tokens, 32-bit words of a mask */
     const uint8_t *tok_bytes; const int64_t *tok_off;  /* token t's bytes: [tok_off[t], [t + 1]) */
     int32_t skip;                    /* gs_scan's subtree skips for masks (see gs_scan) */
+    uint32_t **smask; int64_t smask_cap, n_smask;  /* per stack node: its cached mask (words) */
     uint32_t *need; uint32_t need_epoch;  /* a restricted walk's nodes on a path to a token */
     const int32_t *tok, *tok_pos;    /* tokens in preorder: ids, positions in vocab.token_ids */
     int64_t n_nodes;
@@ -664,6 +665,8 @@ void gs_core_free(Core *h) {
     free(h->ready); free(h->final); free(h->has_bytes); free(h->trans); free(h->dcut); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
+    for (int64_t i = 0; i < h->smask_cap; i++) free(h->smask[i]);
+    free(h->smask);
     free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->need); free(h->chain); free(h->fchain); free(h->succ);
     free(h);
 }
@@ -1030,4 +1033,39 @@ int64_t gs_stack_mask(Core *h, const int32_t *levels, int32_t n_levels, int32_t 
 done:
     free(pending); free(acc); free(dep);
     return rc;
+}
+
+#define STACK_MASKS 8192  /* stack masks kept per grammar (all dropped when full: a cheap bound) */
+
+/* The tokens allowed from full configuration `cid` of level `full` into out (words): EOS words
+   (eos) when it can end, | each stack's mask (gs_stack_mask, cached per stack).  0, or -1. */
+int64_t gs_config_mask(Core *h, const int32_t *levels, int32_t n_levels, int32_t full, int32_t cid,
+                       const uint32_t *eos, uint32_t *out) {
+    Level *F = &h->lv[full];
+    const int64_t W = h->words;
+    if (F->has_end[cid]) memcpy(out, eos, (size_t)W * 4);
+    else memset(out, 0, (size_t)W * 4);
+    const int32_t n = F->len[cid];
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t s = h->lv[full].pool[h->lv[full].off[cid] + i];
+        if (s <= S_EXIT) continue;  /* END: the EOS words above */
+        if (s >= h->smask_cap) {
+            int64_t c0 = h->smask_cap;
+            if (grow((void **)&h->smask, &h->smask_cap, (int64_t)s + 1, sizeof(uint32_t *))) return -1;
+            memset(h->smask + c0, 0, (size_t)(h->smask_cap - c0) * sizeof(uint32_t *));
+        }
+        uint32_t *m = h->smask[s];
+        if (!m) {
+            if (h->n_smask >= STACK_MASKS) {
+                for (int64_t j = 0; j < h->smask_cap; j++) { free(h->smask[j]); h->smask[j] = NULL; }
+                h->n_smask = 0;
+            }
+            if (!(m = malloc((size_t)W * 4))) return -1;
+            if (gs_stack_mask(h, levels, n_levels, full, s, m)) { free(m); return -1; }
+            h->smask[s] = m;
+            h->n_smask++;
+        }
+        for (int64_t j = 0; j < W; j++) out[j] |= m[j];
+    }
+    return 0;
 }

@@ -56,37 +56,39 @@ class NativeCore:
         self.succ = _Buffer(256)  # a walk's successors
         self.level_ids = np.zeros(0, dtype=np.int32)  # the mask levels, first to last (set_levels)
         self._p_level_ids = 0
-        self._slab, self._slab_used, self._slab_p = np.zeros((0, 2, vocab.num_words), dtype=np.int32), 0, 0
+        self._slab, self._slab_used, self._slab_p = np.zeros((0, vocab.num_words), dtype=np.int32), 0, 0
 
-    def set_levels(self, levels: list["NativeLevel"], full: "NativeLevel") -> None:
-        """The levels stack masks go through (first to last) and the level of full configurations."""
+    def set_levels(self, levels: list["NativeLevel"], full: "NativeLevel", eos: np.ndarray) -> None:
+        """The levels stack masks go through (first to last), the level of full configurations and
+        the EOS words (kept: C reads them in place)."""
         self.level_ids = np.asarray([lv.lv for lv in levels], dtype=np.int32)
         self._p_level_ids, self.full_lv = self.level_ids.ctypes.data, full.lv
+        self._eos = np.ascontiguousarray(eos, dtype=np.int32)
+        self._p_eos = self._eos.ctypes.data
 
-    def stack_mask(self, sid: int) -> np.ndarray:
-        """int32 [num_words]: the tokens allowed from full stack `sid` (gs_stack_mask)."""
-        words, _, p, _ = self.word_pair()
-        self.check(self.lib.gs_stack_mask(self.h, self._p_level_ids, self.level_ids.size, self.full_lv, sid, p))
+    def config_mask(self, cid: int) -> np.ndarray:
+        """int32 [num_words]: the tokens allowed from full configuration `cid` (gs_config_mask:
+        each stack's mask, cached in C, all in one call)."""
+        words, p = self.word_row()
+        self.check(self.lib.gs_config_mask(self.h, self._p_level_ids, self.level_ids.size, self.full_lv, cid,
+                                           self._p_eos, p))
         return words
 
-    def word_pair(self) -> tuple[np.ndarray, np.ndarray, int, int]:
-        """Two zeroed int32 [num_words] rows (a walk's accepted and dependent bits, kept for good in
-        the level's mask cache) and their addresses: carved from slabs, since numpy's `.ctypes`
-        costs ~3 us a call (more than a small walk)."""
+    def word_row(self) -> tuple[np.ndarray, int]:
+        """A zeroed int32 [num_words] row (a mask, kept for good in a cache) and its address: carved
+        from slabs, since numpy's `.ctypes` costs ~3 us a call (more than a small walk)."""
         slab, i = self._slab, self._slab_used
         if i == slab.shape[0]:
-            slab = self._slab = np.zeros((min(2 * max(slab.shape[0], 2), 128), 2, self.vocab.num_words),
-                                         dtype=np.int32)
+            slab = self._slab = np.zeros((min(2 * max(slab.shape[0], 4), 256), self.vocab.num_words), dtype=np.int32)
             self._slab_p, i = slab.ctypes.data, 0
         self._slab_used = i + 1
-        stride = slab.strides[1]
-        p = self._slab_p + i * slab.strides[0]
-        return slab[i, 0], slab[i, 1], p, p + stride
+        return slab[i], self._slab_p + i * slab.strides[0]
 
-    def __del__(self):
-        h, self.h = getattr(self, "h", None), None
-        if h:
-            self.lib.gs_core_free(h)
+    def word_pair(self) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """Two rows as word_row gives them (a level mask's accepted and dependent bits)."""
+        acc, p_acc = self.word_row()
+        dep, p_dep = self.word_row()
+        return acc, dep, p_acc, p_dep
 
     def check(self, got: int) -> int:
         """`got` from a C call, or MemoryError for the C side's error code (-1)."""
