@@ -13,6 +13,8 @@ not) before consuming a byte, so a pushdown closure terminates.
 """
 from __future__ import annotations
 
+from operator import is_not
+
 from . import ir
 from .errors import GrammarError
 from .regex import parse_regex
@@ -37,8 +39,8 @@ def _children(node) -> tuple:
 def _rebuild(node, fn):
     """Apply fn to the children of node; returns node itself when nothing changed."""
     if isinstance(node, (ir.Seq, ir.Alt)):
-        items = tuple(fn(it) for it in node.items)
-        if all(a is b for a, b in zip(items, node.items)):
+        items = tuple([fn(it) for it in node.items])
+        if not any(map(is_not, items, node.items)):
             return node
         return type(node)(items)
     if isinstance(node, ir.Repeat):
@@ -55,6 +57,12 @@ def _rebuild(node, fn):
 def _map_leaves(node, fn):
     """fn on every node, top-down (a node fn changes is not entered), each shared subtree
     rewritten once (an automaton label on thousands of edges), not once per parent."""
+    return _leaf_mapper(fn)(node)
+
+
+def _leaf_mapper(fn):
+    """_map_leaves(., fn) as a function whose memo lasts as long as it does: mapping every rule
+    of a grammar with one mapper rewrites a subtree the rules share once, not once per rule."""
     memo: dict[int, tuple] = {}
 
     def visit(n):
@@ -64,41 +72,43 @@ def _map_leaves(node, fn):
             got = memo[id(n)] = (n, out if out is not n else _rebuild(n, visit))
         return got[1]
 
-    return visit(node)
+    return visit
 
 
 _MEMO_LIMIT = 200_000
 
 
-def _memoized(table: dict, node, compute):
-    """compute(node), once per node object: grammars share subtrees, and the passes below ask
-    about the same ones again and again.  The entry holds the node so its id is never reused."""
-    got = table.get(id(node))
-    if got is None or got[0] is not node:
-        value = compute(node)
-        if len(table) > _MEMO_LIMIT:
-            table.clear()
-        got = table[id(node)] = (node, value)
-    return got[1]
-
-
 _COUNTS: dict[int, tuple] = {}  # id(node) -> (node, {name: uses})
 _SIZES: dict[int, tuple] = {}  # id(node) -> (node, size)
-
-
-def _count_refs(node) -> dict[str, int]:
-    if isinstance(node, ir.Ref):
-        return {node.name: 1}
-    out: dict[str, int] = {}
-    for c in _children(node):
-        for r, k in _ref_counts(c).items():
-            out[r] = out.get(r, 0) + k
-    return out
+_NO_REFS: dict = {}
 
 
 def _ref_counts(node) -> dict[str, int]:
-    """How many times each rule is referenced inside node (do not mutate the result)."""
-    return _memoized(_COUNTS, node, _count_refs)
+    """How many times each rule is referenced inside node (do not mutate the result: a node
+    with one child that refers to anything shares that child's dict)."""
+    got = _COUNTS.get(id(node))  # the memo inline: deep schemas need every stack frame
+    if got is not None and got[0] is node:
+        return got[1]
+    t = type(node)
+    if t is ir.Ref:
+        out = {node.name: 1}
+    else:
+        out, owned = _NO_REFS, False
+        for c in (node.items if t is ir.Seq or t is ir.Alt else _children(node)):
+            sub = _ref_counts(c)
+            if not sub:
+                continue
+            if not out:
+                out = sub
+                continue
+            if not owned:
+                out, owned = dict(out), True
+            for r, k in sub.items():
+                out[r] = out.get(r, 0) + k
+    if len(_COUNTS) > _MEMO_LIMIT:
+        _COUNTS.clear()
+    _COUNTS[id(node)] = (node, out)
+    return out
 
 
 def refs(node, acc: set | None = None) -> set[str]:
@@ -110,19 +120,32 @@ def refs(node, acc: set | None = None) -> set[str]:
     return acc
 
 
-def _size(node) -> int:
-    if isinstance(node, ir.Automaton):
-        return 1 + len(node.finals) + sum(1 + size(label) for _, label, _ in node.edges)
-    if isinstance(node, ir.Repeat):
-        return 1 + size(node.item) * max(node.min if node.max is None else node.max, 1)
-    if isinstance(node, ir.Literal):
-        return max(len(node.value), 1)
-    return 1 + sum(size(c) for c in _children(node))
-
-
 def size(node) -> int:
     """Roughly the NFA states the node unrolls to (bounded repeats count every copy)."""
-    return _memoized(_SIZES, node, _size)
+    got = _SIZES.get(id(node))  # the memo inline: deep schemas need every stack frame
+    if got is not None and got[0] is node:
+        return got[1]
+    t = type(node)
+    if t is ir.Literal:
+        out = max(len(node.value), 1)
+    elif t is ir.Seq or t is ir.Alt:
+        out = 1
+        for c in node.items:
+            out += size(c)
+    elif t is ir.Repeat:
+        out = 1 + size(node.item) * max(node.min if node.max is None else node.max, 1)
+    elif t is ir.Automaton:
+        out = 1 + len(node.finals)
+        for _, label, _ in node.edges:
+            out += 1 + size(label)
+    else:
+        out = 1
+        for c in _children(node):
+            out += size(c)
+    if len(_SIZES) > _MEMO_LIMIT:
+        _SIZES.clear()
+    _SIZES[id(node)] = (node, out)
+    return out
 
 
 def _resolve_regex(node):
@@ -410,6 +433,8 @@ def _hoist_repeats(rules: dict) -> dict:
             got = seen.get(id(node))
             if got is not None and got[0] is node:
                 return got[1]
+            if size(node) <= HOIST_LIMIT:  # nothing inside is big enough to hoist
+                return node
             if isinstance(node, ir.Repeat) and node.max is not None:
                 item = visit(node.item)
                 n = size(item)
@@ -450,7 +475,8 @@ def _hoist_repeats(rules: dict) -> dict:
 
 def prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
     """The kept rules (start first), ready for automaton construction; see the module doc."""
-    rules = {n: _map_leaves(b, _resolve_regex) for n, b in grammar.rules.items()}
+    resolve = _leaf_mapper(_resolve_regex)
+    rules = {n: resolve(b) for n, b in grammar.rules.items()}
     for name, body in rules.items():
         missing = refs(body) - rules.keys()
         if missing:
@@ -458,8 +484,10 @@ def prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
     good = _productive(rules)
     if grammar.start not in good:
         raise GrammarError(f"the grammar matches nothing (rule {grammar.start!r} is unproductive)")
-    nothing = lambda n: ir.NOTHING if isinstance(n, ir.Ref) and n.name not in good else n  # noqa: E731
-    rules = {n: _map_leaves(b, nothing) for n, b in rules.items() if n in good}
+    bad = rules.keys() - good
+    if bad:  # (usually none: then there is nothing to replace)
+        nothing = _leaf_mapper(lambda n: ir.NOTHING if isinstance(n, ir.Ref) and n.name in bad else n)
+        rules = {n: nothing(b) if not refs(b).isdisjoint(bad) else b for n, b in rules.items() if n in good}
     rules = {n: _eliminate_direct_left_recursion(n, b) for n, b in rules.items()}
     rules = _inline(rules, grammar.start, frozenset(grammar.frames))
     rules = _hoist_repeats(rules)
