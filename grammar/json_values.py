@@ -15,6 +15,7 @@ Everything here matches the JSON *text* (UTF-8 bytes), not decoded values:
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from grammar.ir import EMPTY, NOTHING, Alt, Automaton, CharClass, Literal, Node, Ref, Repeat, Seq
 from grammar.utf8 import normalize_ranges
@@ -129,6 +130,14 @@ def _u_escape(lo: int, hi: int) -> Node:
 
 def escaped_class(ranges, negated: bool = False) -> Node:
     """All JSON spellings of one decoded character whose code point is in `ranges`."""
+    try:  # cached (IR nodes are immutable): key tries spell the same characters again and again
+        return _escaped_class(ranges, negated)
+    except TypeError:  # unhashable ranges (lists)
+        return _escaped_class(tuple(tuple(r) for r in ranges), negated)
+
+
+@lru_cache(maxsize=8192)
+def _escaped_class(ranges, negated: bool) -> Node:
     cps = normalize_ranges(ranges, negated)
     if not cps:
         return NOTHING
