@@ -7,13 +7,17 @@
    - a *configuration* of a level (k frames kept; k = 0 keeps all) is a sorted set of stack nodes,
      interned per level; config 0 is the dead (empty) configuration;
    - T[config][byte] -> config is filled one cell at a time when a walk or a step first needs it,
-     and the cell's value is copied at once to every byte that every top state steps alike.
+     and the cell's value is copied at once to every byte that every top state steps alike;
    - the rule DFA (nfa.RuleDfa's, determinized here from the NFA's arrays) is lazy too: a dstate
      is an epsilon-closed set of NFA states; its flags, byte classes and calls are computed the
      first time a stack with that top is closed or stepped, each transition (for its whole byte
-     class) the first time a step needs it.
+     class) the first time a step needs it;
+   - masks: a level's mask of a configuration (accepted / context-dependent bit words, one trie
+     scan, gs_scan) is cached here, and so is each full stack's final mask (gs_stack_mask,
+     gs_config_mask).
 
-   Nothing here allocates per mask: the per-node walk arrays belong to the caller. */
+   Everything grows with the states met and is freed with the core (gs_core_free); the per-stack
+   mask cache alone is capped (STACK_MASKS).  Not thread-safe: callers serialize each core. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
