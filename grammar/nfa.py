@@ -74,9 +74,10 @@ class Nfa:
             s, e = self.new(), self.new()
             self.start.append(s)
             self.final.append(e)
-        build = self._builder(index)
+        build, close = self._builder(index)
         for i, name in enumerate(self.names):
             build(rules[name], self.start[i], self.final[i])
+        close()
         self.trim()
 
     def new(self) -> int:
@@ -87,15 +88,20 @@ class Nfa:
 
     def build(self, node, s: int, e: int, index: dict) -> None:
         """Add states/edges so that the paths s -> e spell exactly `node`; never loops on s or e."""
-        self._builder(index)(node, s, e)
+        build, close = self._builder(index)
+        build(node, s, e)
+        close()
 
     def build_repeat(self, node: ir.Repeat, s: int, e: int, index: dict) -> None:
-        self._builder(index)(node, s, e)
+        self.build(node, s, e, index)
 
     def _builder(self, index: dict):
-        """build(node, s, e) over this NFA's lists (locals, not attributes: the hot loop of a
-        compile).  States are numbered in the order of the plain Thompson recursion: a Seq makes
-        each item's end state before the item's own states, a Literal's chain comes in order."""
+        """(build(node, s, e) over this NFA's lists (locals, not attributes: the hot loop of a
+        compile), close()).  States are numbered in the order of the plain Thompson recursion: a
+        Seq makes each item's end state before the item's own states, a Literal's chain comes in
+        order.  The nested builders call each other through their closures, a reference cycle
+        that would keep every list of the NFA (and the IR) alive until a cyclic-GC pass (~0.2 s
+        for a big schema): close() breaks it."""
         bytes_, eps, calls = self.bytes, self.eps, self.calls
         Literal, CharClass, Seq, Alt, Ref = ir.Literal, ir.CharClass, ir.Seq, ir.Alt, ir.Ref
         dead = [self.maybe_dead]  # maybe_dead, written back after each top-level build
@@ -254,7 +260,12 @@ class Nfa:
             finally:
                 self.maybe_dead = dead[0]
 
-        return top
+        def close() -> None:
+            nonlocal build, copy, composite, repeat
+            build = copy = composite = repeat = None
+            built.clear()
+
+        return top, close
 
     def trim(self) -> None:
         """Drop every edge into a state that cannot reach its rule's final state.
