@@ -29,7 +29,7 @@ from .nfa import Nfa, RuleDfa
 from .pda import END, MARK, Level, Pda, truncate_stack
 from .pda_native import NativeConfigs, NativeCore, NativeDfa, NativeLevel
 from .shortest import ShortestCompletion, nfa_arrays
-from .vocab import Vocabulary, pack_bits
+from .vocab import Vocabulary, pack_bits, token_words
 
 LEVELS = (4, 16, 64)
 MASK_LRU = 4096
@@ -105,9 +105,7 @@ class CompiledGrammar:
                  use_native: bool = True):
         self.vocab = vocab
         self.warnings = list(warnings or [])
-        self._eos = np.zeros(vocab.num_words, dtype=np.int32)
-        for t in vocab.eos_token_ids:
-            self._eos[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
+        self._eos = token_words(vocab.eos_token_ids, vocab.num_words)
         nfa = Nfa(rules, productive=True)  # rules come from normalize.prepare
         self.nfa_arrays = nfa_arrays(nfa)  # what the C core and the shortest completions read
         lib = native.load() if use_native else None
@@ -264,11 +262,8 @@ class CompiledGrammar:
         text = self.shortest_completion(config)
         if text is None:
             return None
-        words = np.zeros(self.vocab.num_words, dtype=np.int32)
         ids = self.vocab.eos_token_ids if not text else self.vocab.prefix_token_ids(text)
-        for t in ids:
-            words[t >> 5] |= np.int32(np.uint32(1 << (t & 31)).view(np.int32))
-        return words, len(text)
+        return token_words(ids, self.vocab.num_words), len(text)
 
     def _shortest_text(self, config) -> bytes | None:
         return self._shortest_index().text(self.configs.tuples(config))

@@ -102,7 +102,6 @@ typedef struct {
     const int32_t *pre_parent, *tok_node;  /* preorder parent; token id -> its node (-1: none) */
     int64_t vocab_size, words;       /* tokens, 32-bit words of a mask */
     const uint8_t *tok_bytes; const int64_t *tok_off;  /* token t's bytes: [tok_off[t], [t + 1]) */
-    int32_t skip;                    /* gs_scan's subtree skips for masks (see gs_scan) */
     uint32_t **smask; int64_t smask_cap, n_smask;  /* per stack node: its cached mask (words) */
     uint32_t *need; uint32_t need_epoch;  /* a restricted walk's nodes on a path to a token */
     const int32_t *tok, *tok_pos;    /* tokens in preorder: ids, positions in vocab.token_ids */
@@ -111,7 +110,6 @@ typedef struct {
     int32_t **drow;                  /* the walk's table row per depth */
     int32_t *chain; uint8_t *fchain; /* a chain skip's state and flag per depth below its node */
     int32_t *succ; int64_t succ_n, succ_cap;
-    int64_t stats[4];                /* nodes visited, chains taken, self-loop skips, cells */
 } Core;
 
 static int grow(void **p, int64_t *cap, int64_t need, size_t elem) {
@@ -248,20 +246,37 @@ static uint64_t hash_ids(const int32_t *ids, int64_t n) {
     return x;
 }
 
-static int rehash_dstates(Core *h) {
-    int64_t cap = h->dhcap ? h->dhcap * 2 : 256;
-    int32_t *t = malloc((size_t)cap * 4);
+/* Open-addressing tables of interned id sets (DFA states: NFA-state sets; a level's
+   configurations: stack sets): set i is pool[off[i] .. off[i] + len[i]), table slots hold set
+   ids (-1 empty), capacity a power of two kept at least twice the number of sets. */
+static int set_rehash(int32_t **tab, int64_t *cap, const int32_t *pool, const int64_t *off,
+                      const int32_t *len, int64_t n) {
+    int64_t c = *cap ? *cap * 2 : 256;
+    int32_t *t = malloc((size_t)c * 4);
     if (!t) return -1;
-    memset(t, 0xff, (size_t)cap * 4);
-    for (int64_t d = 0; d < h->nd; d++) {
-        uint64_t j = hash_ids(h->dset_pool + h->dset_off[d], h->dset_len[d]) & (cap - 1);
-        while (t[j] >= 0) j = (j + 1) & (cap - 1);
-        t[j] = (int32_t)d;
+    memset(t, 0xff, (size_t)c * 4);
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t j = hash_ids(pool + off[i], len[i]) & (c - 1);
+        while (t[j] >= 0) j = (j + 1) & (c - 1);
+        t[j] = (int32_t)i;
     }
-    free(h->dtab);
-    h->dtab = t;
-    h->dhcap = cap;
+    free(*tab);
+    *tab = t;
+    *cap = c;
     return 0;
+}
+
+/* the id of the set ids[0..n) in the table, or -1 with *slot where it goes */
+static int32_t set_find(const int32_t *tab, int64_t cap, const int32_t *pool, const int64_t *off,
+                        const int32_t *len, const int32_t *ids, int64_t n, uint64_t *slot) {
+    uint64_t j = hash_ids(ids, n) & (cap - 1);
+    for (;; j = (j + 1) & (cap - 1)) {
+        const int32_t i = tab[j];
+        if (i < 0) break;
+        if (len[i] == n && !memcmp(pool + off[i], ids, (size_t)n * 4)) return i;
+    }
+    *slot = j;
+    return -1;
 }
 
 /* the dstate of the NFA states nbuf[0..m) and everything they reach by epsilons (-1: error) */
@@ -284,14 +299,11 @@ static int32_t dfa_intern_closure(Core *h, int64_t m) {
     }
     sort_i32(h->nbuf, k);
     const int32_t *ids = h->nbuf;
-    if ((h->nd + 1) * 2 > h->dhcap && rehash_dstates(h)) return -1;
-    uint64_t j = hash_ids(ids, k) & (h->dhcap - 1);
-    for (;;) {
-        int32_t d = h->dtab[j];
-        if (d < 0) break;
-        if (h->dset_len[d] == k && !memcmp(h->dset_pool + h->dset_off[d], ids, (size_t)k * 4)) return d;
-        j = (j + 1) & (h->dhcap - 1);
-    }
+    if ((h->nd + 1) * 2 > h->dhcap
+        && set_rehash(&h->dtab, &h->dhcap, h->dset_pool, h->dset_off, h->dset_len, h->nd)) return -1;
+    uint64_t j;
+    const int32_t found = set_find(h->dtab, h->dhcap, h->dset_pool, h->dset_off, h->dset_len, ids, k, &j);
+    if (found >= 0) return found;
     if (h->nd == h->dcap) {
         int64_t c0 = h->dcap, cap = c0, need = h->nd + 1;
         if (grow((void **)&h->dset_off, &cap, need, 8)) return -1;
@@ -453,32 +465,12 @@ static int32_t closure(Core *h, Level *L, int32_t s, int64_t *off) {
 
 /* ---------------------------------------------------------------- configurations */
 
-static int rehash_configs(Level *L) {
-    int64_t cap = L->hcap ? L->hcap * 2 : 256;
-    int32_t *t = malloc((size_t)cap * 4);
-    if (!t) return -1;
-    memset(t, 0xff, (size_t)cap * 4);
-    for (int64_t c = 0; c < L->n; c++) {
-        uint64_t j = hash_ids(L->pool + L->off[c], L->len[c]) & (cap - 1);
-        while (t[j] >= 0) j = (j + 1) & (cap - 1);
-        t[j] = (int32_t)c;
-    }
-    free(L->htab);
-    L->htab = t;
-    L->hcap = cap;
-    return 0;
-}
-
 /* the id of the configuration made of ids[0..n) (sorted and unique already) */
 static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
-    if ((L->n + 1) * 2 > L->hcap && rehash_configs(L)) return -1;
-    uint64_t j = hash_ids(ids, n) & (L->hcap - 1);
-    for (;;) {
-        int32_t c = L->htab[j];
-        if (c < 0) break;
-        if (L->len[c] == n && !memcmp(L->pool + L->off[c], ids, (size_t)n * 4)) return c;
-        j = (j + 1) & (L->hcap - 1);
-    }
+    if ((L->n + 1) * 2 > L->hcap && set_rehash(&L->htab, &L->hcap, L->pool, L->off, L->len, L->n)) return -1;
+    uint64_t j;
+    const int32_t found = set_find(L->htab, L->hcap, L->pool, L->off, L->len, ids, n, &j);
+    if (found >= 0) return found;
     if (L->n == L->cap) {
         int64_t c0 = L->cap, cap = c0;
         if (grow((void **)&L->off, &cap, L->n + 1, 8)) return -1;
@@ -574,7 +566,6 @@ static int32_t cell(Core *h, Level *L, int32_t c, int b) {
     int32_t *row = row_of(h, L, c);
     if (!row) return -1;
     if (row[b] != UNKNOWN) return row[b];
-    h->stats[3]++;
     int32_t n = L->len[c];
     int32_t moved_small[64], *moved = n <= 64 ? moved_small : malloc((size_t)n * 4);
     if (!moved) return -1;
@@ -632,7 +623,6 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->pre_parent = pre_parent; h->tok_node = tok_node; h->vocab_size = vocab_size;
     h->words = (vocab_size + 31) / 32;
     h->tok_bytes = tok_bytes; h->tok_off = tok_off;
-    h->skip = 3;
     h->need = calloc((size_t)(n_nodes ? n_nodes : 1), 4);
     h->chain = malloc((size_t)(max_depth + 2) * 4);
     h->fchain = malloc((size_t)(max_depth + 2));
@@ -677,27 +667,10 @@ void gs_core_free(Core *h) {
 
 /* the rule DFA for Python (nfa.RuleDfa's interface, see pda_native.NativeDfa) */
 int32_t gs_dfa_start(Core *h, int32_t r) { return h->starts[r]; }
-int64_t gs_dfa_count(Core *h) { return h->nd; }
-
-/* final | has_bytes << 1 | number of calls << 2, computing the state's tables first (-1: error) */
-int64_t gs_dfa_info(Core *h, int32_t d) {
-    if (ensure_dfa(h, d)) return -1;
-    return h->final[d] | (h->has_bytes[d] << 1) | ((int64_t)h->call_n[d] << 2);
-}
-
-void gs_dfa_calls(Core *h, int32_t d, int32_t *out) {
-    memcpy(out, h->calls + h->call_off[d], (size_t)h->call_n[d] * 8);
-}
 
 int32_t gs_dfa_set_len(Core *h, int32_t d) { return h->dset_len[d]; }
 void gs_dfa_set(Core *h, int32_t d, int32_t *out) {
     memcpy(out, h->dset_pool + h->dset_off[d], (size_t)h->dset_len[d] * 4);
-}
-
-/* d's transition on b: a dstate, DEAD (-1), or T_UNKNOWN (-3) on error */
-int32_t gs_dfa_step(Core *h, int32_t d, int32_t b) {
-    if (ensure_dfa(h, d)) return T_UNKNOWN;
-    return dfa_step(h, d, b);
 }
 
 /* a new level keeping k frames (0: all); its config 0 is the dead configuration */
@@ -711,7 +684,6 @@ int32_t gs_level_new(Core *h, int32_t k) {
 }
 
 int64_t gs_num_configs(Core *h, int32_t lv) { return h->lv[lv].n; }
-int64_t gs_num_stacks(Core *h) { return h->ns; }
 int32_t gs_has_exit(Core *h, int32_t lv, int32_t c) { return h->lv[lv].has_exit[c]; }
 int32_t gs_has_end(Core *h, int32_t lv, int32_t c) { return h->lv[lv].has_end[c]; }
 
@@ -756,7 +728,6 @@ int32_t gs_single(Core *h, int32_t lv, int32_t s) {
     return intern_sorted(L, &t, 1);
 }
 
-int32_t gs_cell(Core *h, int32_t lv, int32_t c, int32_t b) { return cell(h, &h->lv[lv], c, b); }
 
 /* the configuration after data[0..n) from c (0: the output left the language; -1: error) */
 int32_t gs_step_bytes(Core *h, int32_t lv, int32_t c, const uint8_t *data, int64_t n) {
@@ -866,10 +837,9 @@ static int chain_verdicts(Core *h, Level *L, int32_t d0, int64_t a, int64_t b, u
    the table cells it needs as it goes.  A node's state is T[its parent's state][its byte], its
    flag is its parent's flag | has_exit[parent's state] (a byte was read while the context was
    unknown).  The tokens a node spells are accepted when its state is live, context-dependent
-   when it is dead but flagged.  With `skip` & 1, a live node whose subtree's bytes all loop on its
-   state (a string's interior) is not walked: every token below it ends in that state; with
-   `skip` & 2, nor is a big subtree whose bytes all lead each state to one same next one (see
-   build_chain).
+   when it is dead but flagged.  A live node whose subtree's bytes all loop on its state (a
+   string's interior) is not walked: every token below it ends in that state; nor is a big
+   subtree whose bytes all lead each state to one same next one (see build_chain).
    Writes the accepted / dependent bits into acc / dep (zeroed by the caller; either may be NULL),
    and with `ends` (zeroed, [walkable tokens] by position in vocab.token_ids) the configuration
    each accepted token ends in.  *any_dep: some token is context-dependent.  With `only` (bit
@@ -877,7 +847,7 @@ static int chain_verdicts(Core *h, Level *L, int32_t d0, int64_t a, int64_t b, u
    verdicts of the other tokens are then incomplete (callers AND with `only`).  Returns the number
    of distinct live end configurations (read them with gs_successors), or -1 on error. */
 int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, int32_t *ends,
-                int32_t skip, int32_t *any_dep, const uint32_t *only) {
+                int32_t *any_dep, const uint32_t *only) {
     Level *L = &h->lv[lv];
     const int64_t n = h->n_nodes;
     const Node *nd = h->node;
@@ -888,7 +858,6 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
     if (!(drow[0] = row_of(h, L, cid))) return -1;
     h->dst[0] = cid;
     h->dfl[0] = L->has_exit[cid];
-    int64_t visited = 0;
     uint32_t ep = 0;
     if (only) {  /* mark the nodes on the paths from the root to the tokens asked about */
         if (++h->need_epoch == 0) { memset(h->need, 0, (size_t)n * 4); h->need_epoch = 1; }
@@ -907,7 +876,6 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
         const uint8_t f = h->dfl[d - 1];  /* this node's flag */
         int32_t ns = drow[d - 1][x.byte];
         if (__builtin_expect(ns == UNKNOWN, 0) && (ns = cell(h, L, h->dst[d - 1], x.byte)) < 0) return -1;
-        visited++;
         if (ns == 0 && !f) { i += x.size; continue; }  /* dead: nothing below can live */
         const int32_t t_next = nd[i + 1].tlo;
         if (x.tlo != t_next) {
@@ -916,18 +884,16 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
         }
         if (x.size == 1) { i++; continue; }
         const uint8_t fc = f | L->has_exit[ns];  /* its children's flag */
-        if ((skip & 1) && skippable(L->selfloop, h->pre_sub + i * 4, ns)) {
-            h->stats[2]++;
+        if (skippable(L->selfloop, h->pre_sub + i * 4, ns)) {
             if ((v = verdict(h, L, ns, fc, t_next, nd[i + x.size].tlo, acc, dep, ends)) < 0) return -1;
             dep_any |= v;
             i += x.size;
             continue;
         }
-        if ((skip & 2) && x.size >= CHAIN_MIN_NODES && ns != 0) {
+        if (x.size >= CHAIN_MIN_NODES && ns != 0) {
             const int ok = build_chain(h, L, i, ns, f);
             if (ok < 0) return -1;
             if (ok) {
-                h->stats[1]++;
                 if ((v = chain_verdicts(h, L, d, t_next, nd[i + x.size].tlo, acc, dep, ends)) < 0) return -1;
                 dep_any |= v;
                 i += x.size;
@@ -941,19 +907,14 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
         h->dfl[d] = fc;
         i++;
     }
-    h->stats[0] += visited;
     *any_dep = dep_any;
     return h->succ_n;
 }
-
-/* counters since the core was made: trie nodes visited, chain skips, self-loop skips, cells */
-void gs_stats(Core *h, int64_t *out) { memcpy(out, h->stats, sizeof(h->stats)); }
 
 void gs_successors(Core *h, int32_t *out) { memcpy(out, h->succ, (size_t)h->succ_n * 4); }
 
 /* ---------------------------------------------------------------- masks */
 
-void gs_set_skip(Core *h, int32_t skip) { h->skip = skip; }
 int64_t gs_num_masks(Core *h, int32_t lv) { return h->lv[lv].n_masks; }
 
 /* level lv's mask of configuration cid: one scan on first use, cached (0, or -1 on error) */
@@ -963,7 +924,7 @@ static int level_mask(Core *h, int32_t lv, int32_t cid) {
     uint32_t *acc = calloc((size_t)h->words, 4), *dep = calloc((size_t)h->words, 4);
     if (!acc || !dep) { free(acc); free(dep); return -1; }
     int32_t any = 0;
-    const int64_t n = gs_scan(h, lv, cid, acc, dep, NULL, h->skip, &any, NULL);
+    const int64_t n = gs_scan(h, lv, cid, acc, dep, NULL, &any, NULL);
     int32_t *succ = n > 0 ? malloc((size_t)n * 4) : NULL;
     if (n < 0 || (n > 0 && !succ)) { free(acc); free(dep); free(succ); return -1; }
     if (n > 0) memcpy(succ, h->succ, (size_t)n * 4);
@@ -1014,7 +975,7 @@ int64_t gs_stack_mask(Core *h, const int32_t *levels, int32_t n_levels, int32_t 
         memset(acc, 0, (size_t)W * 4);
         memset(dep, 0, (size_t)W * 4);
         int32_t d = 0;
-        if (gs_scan(h, levels[li], c, acc, dep, NULL, h->skip, &d, pending) < 0) goto done;
+        if (gs_scan(h, levels[li], c, acc, dep, NULL, &d, pending) < 0) goto done;
         for (int64_t i = 0; i < W; i++) {
             out[i] |= acc[i] & pending[i];
             pending[i] &= dep[i];

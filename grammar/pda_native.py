@@ -1,12 +1,12 @@
 """The C automaton (pda_core.c) behind the same interface as pda.Level.
 
 `NativeCore` owns one grammar's C state: the NFA's arrays, the lazily determinized rule DFA, the
-stack nodes, the levels' configurations and byte tables.  `NativeDfa` shows that DFA to Python
-code with nfa.RuleDfa's interface.  `NativeLevel` is a drop-in for pda.Level: interned
+stack nodes, the levels' configurations, byte tables and cached masks; a configuration's mask is
+one `gs_config_mask` call.  `NativeDfa` shows the DFA's state sets to the shortest-completion
+index (dfa.sets, as nfa.RuleDfa has them).  `NativeLevel` is a drop-in for pda.Level: interned
 configuration ids, `mask(cid)`, `token_end_states(cid)`, `successors`, and `configs[cid]` as the
 frozenset of stack tuples Python code reads (converted on demand and cached; the hot paths never
-need it).  A cold mask is one `gs_walk` call, which computes each table cell it needs in C, plus
-one `gs_finish` call for the token verdicts.
+need it).  `NativeConfigs` holds the matcher's full configurations.
 
 Not thread-safe on its own: the CompiledGrammar's lock serializes every call on one grammar.
 """
@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nfa import DEAD
 from .pda import MARK
 from .vocab import Vocabulary
-
-SKIP = 3  # gs_scan's subtree skips: 1 = self-loops, 2 = chains (both; masks: gs_set_skip)
 
 
 class _Buffer:
@@ -49,7 +46,7 @@ class NativeCore:
             raise MemoryError("cannot allocate the grammar automaton")
         self._sids: dict[tuple, int] = {}
         self._tuples: dict[int, tuple] = {}
-        self._frames = np.empty(64, dtype=np.int32)
+        self.frames = _Buffer(64)  # a stack's frames read back from C
         self._any_dep = np.zeros(1, dtype=np.int32)
         self._p_any_dep = self._any_dep.ctypes.data
         self.ids = _Buffer(64)  # stack ids read back from C
@@ -111,79 +108,32 @@ class NativeCore:
         got = self._tuples.get(sid)
         if got is None:
             depth = self.lib.gs_stack_depth(self.h, sid)
-            if depth > self._frames.size:
-                self._frames = np.empty(2 * depth, dtype=np.int32)
-            r = self.lib.gs_stack_frames(self.h, sid, self._frames.ctypes.data)
-            got = ((MARK,) if r & 1 else ()) + tuple(self._frames[: r >> 1].tolist())
+            if depth > self.frames.a.size:
+                self.frames.resize(2 * depth)
+            r = self.lib.gs_stack_frames(self.h, sid, self.frames.p)
+            got = ((MARK,) if r & 1 else ()) + tuple(self.frames.a[: r >> 1].tolist())
             self._tuples[sid] = got
         return got
 
 
-class _Flags:
-    def __init__(self, dfa: "NativeDfa", bit: int):
-        self.dfa, self.bit = dfa, bit
-
-    def __getitem__(self, d: int) -> bool:
-        return bool(self.dfa.info(d) & self.bit)
-
-
 class NativeDfa:
-    """nfa.RuleDfa's interface over the C core's DFA (one DFA, one numbering, for C and Python:
-    the Python automaton (pda.Pda) and the shortest-completion index read it through this)."""
+    """dfa.sets[d]: the NFA states of the C core's DFA state d, as a frozenset (built on demand,
+    cached): what the shortest-completion index reads of the DFA."""
 
     def __init__(self, core: NativeCore):
         self.core = core
-        lib, h = core.lib, core.h
-        self.starts = [lib.gs_dfa_start(h, r) for r in range(core.n_rules)]
-        self.final, self.has_bytes = _Flags(self, 1), _Flags(self, 2)
-        self._info: dict[int, int] = {}
-        self._calls: dict[int, tuple] = {}
-        self._steps: dict[tuple[int, int], int] = {}
-        self.sets = _Sets(core)
-
-    def info(self, d: int) -> int:
-        got = self._info.get(d)
-        if got is None:
-            got = self._info[d] = self.core.check(self.core.lib.gs_dfa_info(self.core.h, d))
-        return got
-
-    def call_edges(self, d: int) -> tuple[tuple[int, int], ...]:
-        got = self._calls.get(d)
-        if got is None:
-            n = self.info(d) >> 2
-            out = np.empty(max(2 * n, 1), dtype=np.int32)
-            self.core.lib.gs_dfa_calls(self.core.h, d, out.ctypes.data)
-            flat = out[: 2 * n].tolist()
-            got = self._calls[d] = tuple(zip(flat[0::2], flat[1::2]))
-        return got
-
-    def step(self, d: int, b: int) -> int:
-        got = self._steps.get((d, b))
-        if got is None:
-            got = self.core.lib.gs_dfa_step(self.core.h, d, b)
-            if got < DEAD:
-                raise MemoryError("the grammar automaton ran out of memory")
-            self._steps[(d, b)] = got
-        return got
-
-
-class _Sets:
-    """dfa.sets[d]: the NFA states of dstate d, as a frozenset (built on demand)."""
-
-    def __init__(self, core: NativeCore):
-        self.core = core
+        self.sets = self
         self._cache: dict[int, frozenset] = {}
-
-    def __len__(self) -> int:
-        return self.core.lib.gs_dfa_count(self.core.h)
 
     def __getitem__(self, d: int) -> frozenset:
         got = self._cache.get(d)
         if got is None:
-            lib, h = self.core.lib, self.core.h
-            out = np.empty(max(lib.gs_dfa_set_len(h, d), 1), dtype=np.int32)
-            lib.gs_dfa_set(h, d, out.ctypes.data)
-            got = self._cache[d] = frozenset(out[: lib.gs_dfa_set_len(h, d)].tolist())
+            lib, h, buf = self.core.lib, self.core.h, self.core.ids
+            n = lib.gs_dfa_set_len(h, d)
+            if n > buf.a.size:
+                buf.resize(2 * n)
+            lib.gs_dfa_set(h, d, buf.p)
+            got = self._cache[d] = frozenset(buf.a[:n].tolist())
         return got
 
 
@@ -200,11 +150,7 @@ class _Configs:
     def __getitem__(self, cid: int) -> frozenset:
         got = self._cache.get(cid)
         if got is None:
-            core, lv = self.level.core, self.level.lv
-            n = core.lib.gs_config_len(core.h, lv, cid)
-            ids = np.empty(max(n, 1), dtype=np.int32)
-            core.lib.gs_config_stacks(core.h, lv, cid, ids.ctypes.data)
-            got = self._cache[cid] = frozenset(core.stack_tuple(s) for s in ids[:n].tolist())
+            got = self._cache[cid] = frozenset(map(self.level.core.stack_tuple, self.level.sids(cid)))
         return got
 
 
@@ -266,7 +212,7 @@ class NativeLevel:
         `cid`, 0 = rejected or context-dependent; whether any token is context-dependent)."""
         core = self.core
         ends = np.zeros(self.vocab.token_ids.size, dtype=np.int32)
-        core.check(core.lib.gs_scan(core.h, self.lv, cid, None, None, ends.ctypes.data, SKIP, core._p_any_dep, None))
+        core.check(core.lib.gs_scan(core.h, self.lv, cid, None, None, ends.ctypes.data, core._p_any_dep, None))
         return ends, bool(core._any_dep[0])
 
 

@@ -210,6 +210,14 @@ def allocate_bitmask(rows: int, vocab_size: int) -> np.ndarray:
     return np.zeros((rows, (vocab_size + 31) // 32), dtype=np.int32)
 
 
+def token_words(ids, num_words: int) -> np.ndarray:
+    """int32 [num_words]: the bit words with the bits of these token ids set."""
+    ids = np.asarray(list(ids), dtype=np.int64)
+    words = np.zeros(num_words, dtype=np.uint32)
+    np.bitwise_or.at(words, ids >> 5, np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32)))
+    return words.view(np.int32)
+
+
 def pack_bits(allowed: np.ndarray, num_words: int) -> np.ndarray:
     """bool [V] (token id order) -> int32 [num_words], little-endian bit order in each word."""
     padded = np.zeros(num_words * 32, dtype=bool)
