@@ -13,16 +13,17 @@ children of a node are one contiguous range, and the children of a sorted node l
     last_byte   [N]   uint8  node -> its last byte
     child_lo/hi [N]   int64  node -> children are nodes child_lo..child_hi-1
     token_ids   [n]   int64  walkable token ids;  token_node [n] int64: the node spelling each
-    sub_bytes   [N,4] uint64 node -> the set of bytes on the edges strictly below it (256 bits)
-    sub_tok_lo/hi [N] int64  node -> the tokens strictly below it are sub_tokens[lo:hi]
-                             (tokens in depth-first order, so every subtree is one range);
-                             sub_token_pos[lo:hi] are their positions in token_ids
 
-    pre_nodes     [N+1]  the same trie in preorder, packed records (subtree size, token range
-                         into sub_tokens, depth, last byte, height): the C walk's layout;
-                         pre_sub_bytes, pre_parent and token_pre_node go with it
-The sub_* arrays let the walk skip a subtree whole: from a configuration that loops on every byte of
-`sub_bytes[c]` (a string's interior, whitespace, `.*`), every token below c ends where c does.
+The C walk's layout is the same trie in preorder (rank r), where every subtree is one range of
+ranks and its tokens one range of `sub_tokens` (the tokens in depth-first order):
+    pre_nodes     [N+1]  packed records: subtree size, first token `tlo` (node r's own tokens are
+                         sub_tokens[tlo[r]:tlo[r + 1]], the ones strictly below it
+                         sub_tokens[tlo[r + 1]:tlo[r + size[r]]]), depth, last byte, height
+    pre_sub_bytes [N,4]  uint64: the bytes on the edges strictly below each node (256 bits)
+    pre_parent    [N]    parent's rank;  token_pre_node [V]: token id -> its node's rank (-1)
+    sub_tokens32, sub_token_pos32, sub_token_len [n]: each token's id, position in token_ids, length
+The last three let the walk skip a subtree whole: from a configuration that loops on every byte of
+`pre_sub_bytes[r]` (a string's interior, whitespace, `.*`), every token below r ends where r does.
 """
 from __future__ import annotations
 
@@ -100,11 +101,6 @@ class Vocabulary:
         self.depth_lo = np.concatenate([[0], np.cumsum(depth_sizes)]).astype(np.int64)
         self.token_ids = np.asarray(walk, dtype=np.int64)
         self.token_node = np.asarray([node[self.tokens[i]] for i in walk], dtype=np.int64)
-        # node -> the tokens it spells (several when token strings repeat), as CSR:
-        # node_tokens[node_tok_lo[c] : node_tok_lo[c + 1]]
-        order = np.argsort(self.token_node, kind="stable")
-        self.node_tokens = self.token_ids[order]
-        self.node_tok_lo = np.concatenate([[0], np.cumsum(np.bincount(self.token_node, minlength=n))]).astype(np.int64)
         self.num_nodes = n
         self._build_subtrees(ordered)
 
@@ -120,7 +116,6 @@ class Vocabulary:
             for w in range(4):
                 np.bitwise_or.at(sub[:, w], parent[idx], contrib[:, w])
             np.add.at(size, parent[idx], size[idx])
-        self.sub_bytes = sub
         # preorder rank = rank in byte-lexicographic order of the prefixes; a subtree is the range
         # [pre, pre + size) and the tokens strictly below c have pre in (pre[c], pre[c] + size[c])
         pre = np.empty(n, dtype=np.int64)
@@ -129,10 +124,6 @@ class Vocabulary:
         order = np.argsort(tok_pre, kind="stable")
         self.sub_tokens = self.token_ids[order]
         sorted_pre = tok_pre[order]
-        self.sub_tok_lo = np.searchsorted(sorted_pre, pre, side="right").astype(np.int64)
-        self.sub_tok_hi = np.searchsorted(sorted_pre, pre + size, side="left").astype(np.int64)
-        # the same ranges as positions in token_ids order (what token_node / token_ids index)
-        self.sub_token_pos = order.astype(np.int64)
         # the trie in preorder (the C walk scans it front to back, jumping over dead subtrees),
         # one packed record per node (what a visit reads: one cache line) plus a closing record
         by_pre = np.empty(n, dtype=np.int64)
@@ -153,7 +144,7 @@ class Vocabulary:
         self.pre_nodes = nodes
         self.pre_sub_bytes = np.ascontiguousarray(sub[by_pre])
         self.sub_tokens32 = self.sub_tokens.astype(np.int32)  # the C walk's copies
-        self.sub_token_pos32 = self.sub_token_pos.astype(np.int32)
+        self.sub_token_pos32 = order.astype(np.int32)  # positions in token_ids order
         self.pre_parent = pre[self.parent[by_pre]].astype(np.int32)  # [N] (the root's: 0)
         self.token_pre_node = np.full(self.size, -1, dtype=np.int32)  # [V] token id -> its node's rank
         self.token_pre_node[self.token_ids] = pre[self.token_node]

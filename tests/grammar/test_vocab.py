@@ -58,22 +58,31 @@ def test_trie_layout():
 
 
 def test_subtree_bytes_and_token_ranges():
+    """The preorder layout the C walk reads: each node's own tokens, the tokens strictly below
+    it, the bytes below it, its depth and height."""
     toks = [b"ab", b"a", b"b", b"abc", b"<s>", b"", b"abd", b"ab", b"ba", b"c"]
     v = Vocabulary(toks, special_token_ids=[4])
-    spelled = {}
-    for n in range(v.num_nodes):
-        s, node = b"", n
-        while node:
-            s, node = bytes([v.last_byte[node]]) + s, v.parent[node]
-        spelled[n] = s
-    for n in range(v.num_nodes):
-        below = [t for t in v.token_ids.tolist() if toks[t].startswith(spelled[n]) and toks[t] != spelled[n]]
-        assert sorted(v.sub_tokens[v.sub_tok_lo[n]:v.sub_tok_hi[n]].tolist()) == sorted(below)
+    nodes, n = v.pre_nodes, v.num_nodes
+    spelled = {0: b""}
+    for r in range(1, n):  # preorder: a node's parent comes before it
+        spelled[r] = spelled[int(v.pre_parent[r])] + bytes([int(nodes["byte"][r])])
+    assert sorted(spelled.values()) == [spelled[r] for r in range(n)]  # ranks in byte order
+    for r in range(n):
+        tlo, size = nodes["tlo"], int(nodes["size"][r])
+        own = [t for t in v.token_ids.tolist() if toks[t] == spelled[r]]
+        below = [t for t in v.token_ids.tolist() if toks[t].startswith(spelled[r]) and toks[t] != spelled[r]]
+        assert sorted(v.sub_tokens32[tlo[r]:tlo[r + 1]].tolist()) == sorted(own)
+        assert sorted(v.sub_tokens32[tlo[r + 1]:tlo[r + size]].tolist()) == sorted(below)
         bits = set()
         for t in below:
-            bits |= set(toks[t][len(spelled[n]):])
-        got = {b for b in range(256) if (int(v.sub_bytes[n, b >> 6]) >> (b & 63)) & 1}
-        assert got == bits, spelled[n]
+            bits |= set(toks[t][len(spelled[r]):])
+        got = {b for b in range(256) if (int(v.pre_sub_bytes[r, b >> 6]) >> (b & 63)) & 1}
+        assert got == bits, spelled[r]
+        assert nodes["depth"][r] == len(spelled[r])
+        assert nodes["height"][r] == max((len(toks[t]) - len(spelled[r]) for t in below), default=0)
+    for j, t in enumerate(v.sub_tokens32.tolist()):
+        assert v.sub_token_len[j] == len(toks[t]) and v.token_ids[v.sub_token_pos32[j]] == t
+        assert spelled[int(v.token_pre_node[t])] == toks[t]
 
 
 @pytest.mark.slow
