@@ -600,6 +600,9 @@ static int32_t cell(Core *h, Level *L, int32_t c, int b) {
 
 void gs_core_free(Core *h);
 
+static int64_t live_cores;  /* cores made and not yet freed (tests read it: gs_live_cores) */
+int64_t gs_live_cores(void) { return __atomic_load_n(&live_cores, __ATOMIC_RELAXED); }
+
 /* A grammar's automaton over the given NFA (n states; per state, CSR offsets into the byte
    edges (lo, hi, target), epsilon targets and calls (rule, return state); final flags) and
    vocabulary trie.  Every array must outlive the core.  NULL when out of memory. */
@@ -635,12 +638,14 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
         h->nbuf[0] = rule_start[r];
         ok = (h->starts[r] = dfa_intern_closure(h, 1)) >= 0;
     }
+    __atomic_add_fetch(&live_cores, 1, __ATOMIC_RELAXED);
     if (!ok) { gs_core_free(h); return NULL; }
     return h;
 }
 
 void gs_core_free(Core *h) {
     if (!h) return;
+    __atomic_sub_fetch(&live_cores, 1, __ATOMIC_RELAXED);
     for (int i = 0; i < h->nlv; i++) {
         Level *L = &h->lv[i];
         for (int64_t c = 0; c < L->n; c++) {

@@ -12,6 +12,8 @@ Not thread-safe on its own: the CompiledGrammar's lock serializes every call on 
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .pda import MARK
@@ -44,6 +46,8 @@ class NativeCore:
                                  v.size, v.num_nodes, v.max_len)
         if not self.h:
             raise MemoryError("cannot allocate the grammar automaton")
+        # the C tables (rows, DFA, cached masks: megabytes on a big schema) go with this object
+        weakref.finalize(self, lib.gs_core_free, self.h)
         self._sids: dict[tuple, int] = {}
         self._tuples: dict[int, tuple] = {}
         self.frames = _Buffer(64)  # a stack's frames read back from C
