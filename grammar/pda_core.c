@@ -105,6 +105,8 @@ typedef struct {
     uint32_t **smask; int64_t smask_cap, n_smask;  /* per stack node: its cached mask (words) */
     uint32_t *need; uint32_t need_epoch;  /* a restricted walk's nodes on a path to a token */
     const int32_t *tok, *tok_pos;    /* tokens in preorder: ids, positions in vocab.token_ids */
+    const int32_t *big_slot;         /* [N]: row of big_words of the tokens strictly below, or -1 */
+    const uint32_t *big_words;       /* [S][words] (vocab.py: big_below_words) */
     int64_t n_nodes;
     int32_t *dst; uint8_t *dfl;      /* the walk's state per depth, its children's flag */
     int32_t **drow;                  /* the walk's table row per depth */
@@ -612,6 +614,7 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
                   const uint64_t *pre_sub, const int32_t *tok, const int32_t *tok_pos,
                   const int32_t *tok_len, const int32_t *pre_parent,
                   const int32_t *tok_node, const uint8_t *tok_bytes, const int64_t *tok_off,
+                  const int32_t *big_slot, const uint32_t *big_words,
                   int64_t vocab_size, int64_t n_nodes, int32_t max_depth) {
     Core *h = calloc(1, sizeof(Core));
     if (!h) return NULL;
@@ -626,6 +629,7 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->pre_parent = pre_parent; h->tok_node = tok_node; h->vocab_size = vocab_size;
     h->words = (vocab_size + 31) / 32;
     h->tok_bytes = tok_bytes; h->tok_off = tok_off;
+    h->big_slot = big_slot; h->big_words = big_words;
     h->need = calloc((size_t)(n_nodes ? n_nodes : 1), 4);
     h->chain = malloc((size_t)(max_depth + 2) * 4);
     h->fchain = malloc((size_t)(max_depth + 2));
@@ -775,6 +779,31 @@ static inline int verdict(Core *h, Level *L, int32_t ns, uint8_t f, int64_t a, i
     return 1;
 }
 
+static inline void or_words(uint32_t *dst, const uint32_t *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] |= src[i];
+}
+
+/* the verdict of every token strictly below node r (tok[a .. b)), all ending in configuration
+   ns with flag f: verdict(), with the precomputed words of a big subtree when it has them */
+static inline int below_verdict(Core *h, Level *L, int64_t r, int32_t ns, uint8_t f, int64_t a, int64_t b,
+                                uint32_t *acc, uint32_t *dep, int32_t *ends) {
+    const int32_t slot = h->big_slot[r];
+    if (slot < 0 || ends) return verdict(h, L, ns, f, a, b, acc, dep, ends);
+    const uint32_t *w = h->big_words + (int64_t)slot * h->words;
+    if (ns > 0) {
+        if (L->seen[ns] != L->seen_epoch) {
+            L->seen[ns] = L->seen_epoch;
+            if (grow((void **)&h->succ, &h->succ_cap, h->succ_n + 1, 4)) return -1;
+            h->succ[h->succ_n++] = ns;
+        }
+        if (acc) or_words(acc, w, h->words);
+        return 0;
+    }
+    if (!f) return 0;
+    if (dep) or_words(dep, w, h->words);
+    return 1;
+}
+
 #define CHAIN_MIN_NODES 48  /* subtrees smaller than this are walked, not chained */
 
 /* the one configuration that every byte in the set sb leads c to (computing the cells it needs,
@@ -815,10 +844,26 @@ static int build_chain(Core *h, Level *L, int64_t r, int32_t ns, uint8_t f) {
     return 1;
 }
 
-/* the verdicts of the tokens tok[a .. b) below a chained node at depth d0 */
-static int chain_verdicts(Core *h, Level *L, int32_t d0, int64_t a, int64_t b, uint32_t *acc,
+/* the verdicts of the tokens tok[a .. b) below chained node r at depth d0 */
+static int chain_verdicts(Core *h, Level *L, int64_t r, int32_t d0, int64_t a, int64_t b, uint32_t *acc,
                           uint32_t *dep, int32_t *ends) {
     int any = 0;
+    const int32_t height = h->node[r].height, slot = h->big_slot[r];
+    int all_live = slot >= 0 && !ends;
+    for (int32_t j = 1; all_live && j <= height; j++) all_live = h->chain[j] > 0;
+    if (all_live) {  /* every token below is accepted: the precomputed words, and each length's
+                        end configuration once (read off the lengths, not the scattered ids) */
+        for (int64_t j = a; j < b; j++) {
+            const int32_t st = h->chain[h->tok_len[j] - d0];
+            if (L->seen[st] != L->seen_epoch) {
+                L->seen[st] = L->seen_epoch;
+                if (grow((void **)&h->succ, &h->succ_cap, h->succ_n + 1, 4)) return -1;
+                h->succ[h->succ_n++] = st;
+            }
+        }
+        if (acc) or_words(acc, h->big_words + (int64_t)slot * h->words, h->words);
+        return 0;
+    }
     for (int64_t j = a; j < b; j++) {
         const int32_t rel = h->tok_len[j] - d0, st = h->chain[rel];
         if (st > 0) {
@@ -890,7 +935,7 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
         if (x.size == 1) { i++; continue; }
         const uint8_t fc = f | L->has_exit[ns];  /* its children's flag */
         if (skippable(L->selfloop, h->pre_sub + i * 4, ns)) {
-            if ((v = verdict(h, L, ns, fc, t_next, nd[i + x.size].tlo, acc, dep, ends)) < 0) return -1;
+            if ((v = below_verdict(h, L, i, ns, fc, t_next, nd[i + x.size].tlo, acc, dep, ends)) < 0) return -1;
             dep_any |= v;
             i += x.size;
             continue;
@@ -899,7 +944,7 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
             const int ok = build_chain(h, L, i, ns, f);
             if (ok < 0) return -1;
             if (ok) {
-                if ((v = chain_verdicts(h, L, d, t_next, nd[i + x.size].tlo, acc, dep, ends)) < 0) return -1;
+                if ((v = chain_verdicts(h, L, i, d, t_next, nd[i + x.size].tlo, acc, dep, ends)) < 0) return -1;
                 dep_any |= v;
                 i += x.size;
                 continue;

@@ -42,7 +42,8 @@ class NativeCore:
                                  arrays[7].ctypes.data,
                                  *(a.ctypes.data for a in (v.pre_nodes, v.pre_sub_bytes, v.sub_tokens32,
                                                            v.sub_token_pos32, v.sub_token_len, v.pre_parent,
-                                                           v.token_pre_node, v.token_bytes, v.token_offsets)),
+                                                           v.token_pre_node, v.token_bytes, v.token_offsets,
+                                                           v.big_below_slot, v.big_below_words)),
                                  v.size, v.num_nodes, v.max_len)
         if not self.h:
             raise MemoryError("cannot allocate the grammar automaton")
