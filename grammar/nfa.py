@@ -9,7 +9,10 @@ a 10,000-state NFA costs nothing until the matcher walks into it.  A dstate belo
 """
 from __future__ import annotations
 
+from array import array
 from functools import lru_cache
+
+import numpy as np
 
 from . import ir
 from .errors import GrammarError
@@ -59,6 +62,15 @@ _NODE_TYPES = (ir.Literal, ir.CharClass, ir.ByteClass, ir.Seq, ir.Alt, ir.Repeat
 
 
 class Nfa:
+    """The Thompson NFA of the kept rules, as flat edge arrays.
+
+    Built into three `array('i')` buffers in creation order (byte edges (src, lo, hi, target),
+    epsilons (src, target), calls (src, rule, return)): appending raw ints is what a compile of a
+    100k-state schema can afford, where per-state Python lists cost a cache miss per state on
+    every later pass.  `arrays()` turns them into CSR (each state's edges in creation order);
+    `bytes` / `eps` / `calls` are per-state lists made from it on demand (the Python reference
+    automaton and `trim` read those)."""
+
     def __init__(self, rules: dict[str, ir.Node], productive: bool = False):
         """productive=True promises that every rule derives some string (normalize.prepare's
         output): then, unless a piece matching nothing was built (Alt(()), an empty class), every
@@ -66,9 +78,9 @@ class Nfa:
         self.names = list(rules)
         self.maybe_dead = not productive
         index = {n: i for i, n in enumerate(self.names)}
-        self.bytes: list[list[tuple[int, int, int]]] = []  # (lo, hi, target)
-        self.eps: list[list[int]] = []
-        self.calls: list[list[tuple[int, int]]] = []  # (rule index, return state)
+        self.B, self.E, self.C = array("i"), array("i"), array("i")
+        self.n = 0
+        self._csr = self._lists = None
         self.start, self.final = [], []
         for name in self.names:
             s, e = self.new(), self.new()
@@ -81,80 +93,71 @@ class Nfa:
         self.trim()
 
     def new(self) -> int:
-        self.bytes.append([])
-        self.eps.append([])
-        self.calls.append([])
-        return len(self.eps) - 1
-
-    def build(self, node, s: int, e: int, index: dict) -> None:
-        """Add states/edges so that the paths s -> e spell exactly `node`; never loops on s or e."""
-        build, close = self._builder(index)
-        build(node, s, e)
-        close()
-
-    def build_repeat(self, node: ir.Repeat, s: int, e: int, index: dict) -> None:
-        self.build(node, s, e, index)
+        self.n += 1
+        return self.n - 1
 
     def _builder(self, index: dict):
-        """(build(node, s, e) over this NFA's lists (locals, not attributes: the hot loop of a
-        compile), close()).  States are numbered in the order of the plain Thompson recursion: a
-        Seq makes each item's end state before the item's own states, a Literal's chain comes in
-        order.  The nested builders call each other through their closures, a reference cycle
-        that would keep every list of the NFA (and the IR) alive until a cyclic-GC pass (~0.2 s
-        for a big schema): close() breaks it."""
-        bytes_, eps, calls = self.bytes, self.eps, self.calls
+        """(build(node, s, e) appending to this NFA's edge arrays (locals, not attributes: the hot
+        loop of a compile), close()).  States are numbered in the order of the plain Thompson
+        recursion: a Seq makes each item's end state before the item's own states, a Literal's
+        chain comes in order.  Every edge a build between s and e adds leaves s or a state it
+        made (never e), so a composite node built before is replayed from its range of each
+        array (`copy`).  The nested builders call each other through their closures, a
+        reference cycle that would keep the IR alive until a cyclic-GC pass: close() breaks it."""
+        B, E, C = self.B, self.E, self.C
         Literal, CharClass, Seq, Alt, Ref = ir.Literal, ir.CharClass, ir.Seq, ir.Alt, ir.Ref
         dead = [self.maybe_dead]  # maybe_dead, written back after each top-level build
+        n = self.n
 
         def new() -> int:
-            bytes_.append([])
-            eps.append([])
-            calls.append([])
-            return len(eps) - 1
-
-        def empties(n: int) -> None:
-            eps.extend([[] for _ in range(n)])
-            calls.extend([[] for _ in range(n)])
+            nonlocal n
+            n += 1
+            return n - 1
 
         def literal(v: bytes, s: int, e: int) -> None:
-            n = len(v)
-            if n == 1:
+            nonlocal n
+            k = len(v)
+            if k == 1:
                 c = v[0]
-                bytes_[s].append((c, c, e))
-            elif n == 0:
-                eps[s].append(e)
-            else:  # states base .. base + n - 2, in order
-                base = len(eps)
+                B.extend((s, c, c, e))
+            elif k == 0:
+                E.extend((s, e))
+            else:  # states base .. base + k - 2, in order
+                base = n
                 c = v[0]
-                bytes_[s].append((c, c, base))
-                bytes_.extend([[(c, c, t)] for t, c in enumerate(v[1:n - 1], base + 1)])
-                c = v[n - 1]
-                bytes_.append([(c, c, e)])
-                empties(n - 1)
+                B.extend((s, c, c, base))
+                for j in range(1, k - 1):
+                    c = v[j]
+                    B.extend((base + j - 1, c, c, base + j))
+                c = v[k - 1]
+                B.extend((base + k - 2, c, c, e))
+                n += k - 1
 
         built: dict[int, tuple] = {}  # id(composite node) -> where its first piece lies
 
         def build(node, s: int, e: int) -> None:
+            nonlocal n
             t = type(node)
             if t not in _NODE_TYPES:  # a subclass: dispatch on its IR base class
                 t = next((k for k in _NODE_TYPES if isinstance(node, k)), None)
             if t is Literal:
                 literal(node.value, s, e)
             elif t is Ref:
-                calls[s].append((index[node.name], e))
+                C.extend((s, index[node.name], e))
             elif t is CharClass:
                 k, s_edges, rows, empty = _class_template(node.ranges, node.negated)
                 if empty:
                     dead[0] = True
-                if k:
-                    base = len(eps)
-                    bytes_[s].extend([(a, b, base + d if d >= 0 else e) for a, b, d in s_edges])
-                    bytes_.extend([[(a, b, base + d if d >= 0 else e) for a, b, d in row] for row in rows])
-                    empties(k)
-                else:
-                    bytes_[s].extend([(a, b, e) for a, b, _ in s_edges])
+                base = n
+                for a, b, d in s_edges:
+                    B.extend((s, a, b, base + d if d >= 0 else e))
+                for j, row in enumerate(rows):
+                    for a, b, d in row:
+                        B.extend((base + j, a, b, base + d if d >= 0 else e))
+                n += k
             elif t is ir.ByteClass:
-                bytes_[s].extend([(lo, hi, e) for lo, hi in node.ranges])
+                for lo, hi in node.ranges:
+                    B.extend((s, lo, hi, e))
                 if not node.ranges:
                     dead[0] = True
             else:
@@ -162,38 +165,49 @@ class Nfa:
                 if got is not None:
                     copy(got, s, e)
                     return
-                n0, lb, le, lc = len(eps), len(bytes_[s]), len(eps[s]), len(calls[s])
+                n0, b0, e0, c0 = n, len(B), len(E), len(C)
                 composite(node, t, s, e)
-                built[id(node)] = (node, n0, len(eps), s, e, lb, le, lc,
-                                   len(bytes_[s]), len(eps[s]), len(calls[s]), dead[0])
+                built[id(node)] = (node, s, n0, n, b0, len(B), e0, len(E), c0, len(C), dead[0])
+
+        def shifted(arr, lo: int, hi: int, width: int, s0: int, s: int, n0: int, off: int, e: int) -> None:
+            """Append arr[lo:hi] (edges of `width` ints: source first, target last) with sources
+            s0 -> s, made states + off, and targets below n0 (the old end) -> e."""
+            if hi - lo <= 64:
+                seg = arr[lo:hi]
+                for i in range(0, hi - lo, width):
+                    src, t = seg[i], seg[i + width - 1]
+                    seg[i] = s if src == s0 else src + off
+                    seg[i + width - 1] = t + off if t >= n0 else e
+                arr.extend(seg)
+                return
+            a = np.frombuffer(arr[lo:hi], dtype=np.int32).reshape(-1, width).copy()
+            src, t = a[:, 0], a[:, width - 1]
+            a[:, 0] = np.where(src == s0, s, src + off)
+            a[:, width - 1] = np.where(t >= n0, t + off, e)
+            arr.frombytes(a.tobytes())
 
         def copy(got: tuple, s: int, e: int) -> None:
             """A composite node built before, again between s and e: its first piece's states and
-            edges shifted (what building it again makes, state for state, edge for edge).  A
-            piece's edges lead only to its own fresh states or to its end state (never to its
-            start, nor anywhere else), and its fresh states come after its end state."""
-            _, n0, n1, s0, e0, lb, le, lc, lb1, le1, lc1, was_dead = got
-            off = len(eps) - n0
+            edges shifted (what building it again makes, state for state, edge for edge)."""
+            nonlocal n
+            _, s0, n0, n1, b0, b1, e0, e1, c0, c1, was_dead = got
+            off = n - n0
             if was_dead:
                 dead[0] = True
-            if lb1 > lb:
-                bytes_[s].extend([(a, b, t + off if t >= n0 else e) for a, b, t in bytes_[s0][lb:lb1]])
-            if le1 > le:
-                eps[s].extend([t + off if t >= n0 else e for t in eps[s0][le:le1]])
-            if lc1 > lc:
-                calls[s].extend([(r, t + off if t >= n0 else e) for r, t in calls[s0][lc:lc1]])
-            if n1 > n0:
-                bytes_.extend([[(a, b, t + off if t >= n0 else e) for a, b, t in row] if row else []
-                               for row in bytes_[n0:n1]])
-                eps.extend([[t + off if t >= n0 else e for t in row] if row else [] for row in eps[n0:n1]])
-                calls.extend([[(r, t + off if t >= n0 else e) for r, t in row] if row else []
-                              for row in calls[n0:n1]])
+            if b1 > b0:
+                shifted(B, b0, b1, 4, s0, s, n0, off, e)
+            if e1 > e0:
+                shifted(E, e0, e1, 2, s0, s, n0, off, e)
+            if c1 > c0:
+                shifted(C, c0, c1, 3, s0, s, n0, off, e)
+            n += n1 - n0
 
         def composite(node, t, s: int, e: int) -> None:
+            nonlocal n
             if t is Seq:
                 items = node.items
                 if not items:
-                    eps[s].append(e)
+                    E.extend((s, e))
                     return
                 cur = s
                 last = len(items) - 1
@@ -201,15 +215,13 @@ class Nfa:
                     if k == last:
                         nxt = e
                     else:
-                        nxt = len(eps)
-                        bytes_.append([])
-                        eps.append([])
-                        calls.append([])
+                        nxt = n
+                        n += 1
                     ti = type(it)
                     if ti is Literal:
                         literal(it.value, cur, nxt)
                     elif ti is Ref:
-                        calls[cur].append((index[it.name], nxt))
+                        C.extend((cur, index[it.name], nxt))
                     else:
                         build(it, cur, nxt)
                     cur = nxt
@@ -225,11 +237,11 @@ class Nfa:
                     dead[0] = True
                 states: dict[int, int] = {}
                 at = lambda q: states[q] if q in states else states.setdefault(q, new())  # noqa: E731
-                eps[s].append(at(node.start))
+                E.extend((s, at(node.start)))
                 for q, label, r in node.edges:
                     build(label, at(q), at(r))
                 for q in node.finals:
-                    eps[at(q)].append(e)
+                    E.extend((at(q), e))
             else:
                 raise GrammarError(f"cannot compile IR node {node!r}")
 
@@ -241,17 +253,16 @@ class Nfa:
                 cur = nxt
             if node.max is None:  # fresh loop head: no edge ever returns to s
                 head, tail = new(), new()
-                eps[cur].append(head)
+                E.extend((cur, head))
                 build(item, head, tail)
-                eps[tail].append(head)
-                eps[head].append(e)
+                E.extend((tail, head, head, e))
                 return
             for _ in range(node.max - node.min):
-                eps[cur].append(e)
+                E.extend((cur, e))
                 nxt = new()
                 build(item, cur, nxt)
                 cur = nxt
-            eps[cur].append(e)
+            E.extend((cur, e))
 
         def top(node, s: int, e: int) -> None:
             dead[0] = self.maybe_dead
@@ -259,13 +270,71 @@ class Nfa:
                 build(node, s, e)
             finally:
                 self.maybe_dead = dead[0]
+                self.n = n
 
         def close() -> None:
-            nonlocal build, copy, composite, repeat
-            build = copy = composite = repeat = None
+            nonlocal build, copy, composite, repeat, shifted
+            build = copy = composite = repeat = shifted = None
             built.clear()
 
         return top, close
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """CSR int32 arrays: (byte-edge offsets, byte edges (lo, hi, target) flat, epsilon offsets,
+        epsilon targets, call offsets, calls (rule, return) flat, final flags (uint8), rule start
+        states).  What the C automaton and ShortestCompletion read."""
+        if self._csr is None:
+            n = self.n
+
+            def csr(arr, width):
+                flat = np.frombuffer(arr, dtype=np.int32).reshape(-1, width).copy()
+                off = np.zeros(n + 1, dtype=np.int32)
+                np.cumsum(np.bincount(flat[:, 0], minlength=n), out=off[1:])
+                order = np.argsort(flat[:, 0], kind="stable")
+                items = np.ascontiguousarray(flat[order, 1:]).ravel()
+                return off, items if items.size else np.zeros(1, dtype=np.int32)
+
+            eb_off, eb = csr(self.B, 4)
+            eps_off, eps = csr(self.E, 2)
+            nc_off, nc = csr(self.C, 3)
+            final = np.zeros(n, dtype=np.uint8)
+            final[self.final] = 1
+            self._csr = (eb_off, eb, eps_off, eps, nc_off, nc, final, np.asarray(self.start, dtype=np.int32))
+        return self._csr
+
+    def _per_state(self) -> tuple[list, list, list]:
+        if self._lists is None:
+            eb_off, eb, eps_off, eps, nc_off, nc, _, _ = self.arrays()
+            eb_t = [tuple(x) for x in eb[: 3 * int(eb_off[-1])].reshape(-1, 3).tolist()]
+            nc_t = [tuple(x) for x in nc[: 2 * int(nc_off[-1])].reshape(-1, 2).tolist()]
+            ep = eps[: int(eps_off[-1])].tolist()
+            bo, eo, co = eb_off.tolist(), eps_off.tolist(), nc_off.tolist()
+            self._lists = ([eb_t[bo[s]:bo[s + 1]] for s in range(self.n)],
+                           [ep[eo[s]:eo[s + 1]] for s in range(self.n)],
+                           [nc_t[co[s]:co[s + 1]] for s in range(self.n)])
+        return self._lists
+
+    @property
+    def bytes(self) -> list[list[tuple[int, int, int]]]:
+        """Per state: its byte edges (lo, hi, target), in creation order."""
+        return self._per_state()[0]
+
+    @property
+    def eps(self) -> list[list[int]]:
+        """Per state: its epsilon targets."""
+        return self._per_state()[1]
+
+    @property
+    def calls(self) -> list[list[tuple[int, int]]]:
+        """Per state: its calls (rule index, return state)."""
+        return self._per_state()[2]
+
+    def _set_lists(self, bytes_: list, eps: list, calls: list) -> None:
+        """Replace the edges by these per-state lists (trim's output)."""
+        self.B = array("i", [x for s, row in enumerate(bytes_) for lo, hi, t in row for x in (s, lo, hi, t)])
+        self.E = array("i", [x for s, row in enumerate(eps) for t in row for x in (s, t)])
+        self.C = array("i", [x for s, row in enumerate(calls) for r, t in row for x in (s, r, t)])
+        self._csr = self._lists = None
 
     def trim(self) -> None:
         """Drop every edge into a state that cannot reach its rule's final state.
@@ -275,15 +344,16 @@ class Nfa:
         of the two).  Skipped when nothing can be dead (see __init__)."""
         if not self.maybe_dead:
             return
-        n = len(self.eps)
+        n = self.n
+        bytes_, eps_, calls_ = self.bytes, self.eps, self.calls
         rev: list[list[int]] = [[] for _ in range(n)]
         rev_call: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # t -> [(source, callee)]
         for s in range(n):
-            for _, _, t in self.bytes[s]:
+            for _, _, t in bytes_[s]:
                 rev[t].append(s)
-            for t in self.eps[s]:
+            for t in eps_[s]:
                 rev[t].append(s)
-            for r, t in self.calls[s]:
+            for r, t in calls_[s]:
                 rev_call[t].append((s, r))
         rule_of_start = {st: r for r, st in enumerate(self.start)}
         waiting: dict[int, list[int]] = {}  # callee -> sources whose return state is live
@@ -311,13 +381,9 @@ class Nfa:
             raise GrammarError("the grammar matches nothing")
         if all(live):  # the usual case: nothing to drop
             return
-        for s in range(n):
-            if self.bytes[s]:
-                self.bytes[s] = [x for x in self.bytes[s] if live[x[2]]]
-            if self.eps[s]:
-                self.eps[s] = [t for t in self.eps[s] if live[t]]
-            if self.calls[s]:
-                self.calls[s] = [(r, t) for r, t in self.calls[s] if live[t] and live[self.start[r]]]
+        self._set_lists([[x for x in row if live[x[2]]] for row in bytes_],
+                        [[t for t in row if live[t]] for row in eps_],
+                        [[(r, t) for r, t in row if live[t] and live[self.start[r]]] for row in calls_])
 
 
 class RuleDfa:

@@ -17,7 +17,6 @@ no per-state Python objects for the cyclic garbage collector to walk.
 from __future__ import annotations
 
 import heapq
-from itertools import chain
 
 import numpy as np
 
@@ -26,26 +25,8 @@ BYTE, EPS, CALL = 0, 1, 2
 
 
 def nfa_arrays(nfa) -> tuple[np.ndarray, ...]:
-    """An Nfa as CSR int32 arrays: (byte-edge offsets, byte edges (lo, hi, target) flat, epsilon
-    offsets, epsilon targets, call offsets, calls (rule, return) flat, final flags (uint8), rule
-    start states).  What the C automaton and ShortestCompletion read."""
-    n = len(nfa.eps)
-
-    def csr(lists, width):
-        off = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum(np.fromiter(map(len, lists), dtype=np.int64, count=n), out=off[1:])
-        items = chain.from_iterable(lists)
-        if width > 1:  # lists of tuples
-            items = chain.from_iterable(items)
-        flat = np.fromiter(items, dtype=np.int32, count=int(off[-1]) * width)
-        return off, flat if flat.size else np.zeros(1, dtype=np.int32)
-
-    eb_off, eb = csr(nfa.bytes, 3)
-    eps_off, eps = csr(nfa.eps, 1)
-    nc_off, nc = csr(nfa.calls, 2)
-    final = np.zeros(n, dtype=np.uint8)
-    final[nfa.final] = 1
-    return eb_off, eb, eps_off, eps, nc_off, nc, final, np.asarray(nfa.start, dtype=np.int32)
+    """An Nfa as CSR int32 arrays (Nfa.arrays): what the C automaton and ShortestCompletion read."""
+    return nfa.arrays()
 
 
 class ShortestCompletion:
