@@ -62,6 +62,8 @@ typedef struct {
     uint64_t *ccut;                  /* [cap][4]: the union of the top states' class cuts (set
                                         when the row is allocated): bytes between two cuts step
                                         alike from the configuration */
+    uint64_t *uni; int32_t *uni_t;   /* [cap][4], [cap]: bytes known to all lead to uni_t (-3:
+                                        none yet), what uniform_target has found so far */
 } Level;
 
 typedef struct {
@@ -488,6 +490,8 @@ static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
         cap = c0; if (grow((void **)&L->msucc, &cap, L->n + 1, sizeof(int32_t *))) return -1;
         cap = c0; if (grow((void **)&L->nsucc, &cap, L->n + 1, 4)) return -1;
         cap = c0; if (grow((void **)&L->many, &cap, L->n + 1, 1)) return -1;
+        cap = c0; if (grow((void **)&L->uni, &cap, L->n + 1, 32)) return -1;
+        cap = c0; if (grow((void **)&L->uni_t, &cap, L->n + 1, 4)) return -1;
 
         L->cap = cap;
     }
@@ -509,6 +513,8 @@ static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
     L->msucc[c] = NULL;
     L->nsucc[c] = 0;
     L->many[c] = 0;
+    memset(L->uni + c * 4, 0, 32);
+    L->uni_t[c] = -3;
 
     L->htab[j] = (int32_t)c;
     return (int32_t)c;
@@ -661,7 +667,7 @@ void gs_core_free(Core *h) {
         free(L->macc); free(L->mdep); free(L->msucc); free(L->nsucc); free(L->many);
         free(L->off); free(L->len); free(L->pool); free(L->rows); free(L->has_exit);
         free(L->has_end); free(L->selfloop); free(L->htab); free(L->cl_off); free(L->cl_len);
-        free(L->cl_pool); free(L->trunc); free(L->seen); free(L->ccut);
+        free(L->cl_pool); free(L->trunc); free(L->seen); free(L->ccut); free(L->uni); free(L->uni_t);
     }
     free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
     free(h->pairs);
@@ -809,6 +815,9 @@ static inline int below_verdict(Core *h, Level *L, int64_t r, int32_t ns, uint8_
 /* the one configuration that every byte in the set sb leads c to (computing the cells it needs,
    one per byte class met), -2 if they differ, -1 on error */
 static int32_t uniform_target(Core *h, Level *L, int32_t c, const uint64_t *sb) {
+    uint64_t *u = L->uni + (int64_t)c * 4;
+    if (L->uni_t[c] != -3 && !((sb[0] & ~u[0]) | (sb[1] & ~u[1]) | (sb[2] & ~u[2]) | (sb[3] & ~u[3])))
+        return L->uni_t[c];  /* every byte of sb is known to lead there */
     if (!row_of(h, L, c)) return -1;
     const uint64_t *cut = L->ccut + (int64_t)c * 4;
     int32_t t = -3;
@@ -819,6 +828,11 @@ static int32_t uniform_target(Core *h, Level *L, int32_t c, const uint64_t *sb) 
         if (t == -3) t = v;
         else if (v != t) return -2;
         if (bit_above(cut, b) >= 256) break;
+    }
+    if (t >= 0 && (L->uni_t[c] == -3 || L->uni_t[c] == t)) {  /* remember: sb's bytes lead to t */
+        u = L->uni + (int64_t)c * 4;  /* (cell() may have moved the level's arrays) */
+        L->uni_t[c] = t;
+        for (int w = 0; w < 4; w++) u[w] |= sb[w];
     }
     return t;
 }
