@@ -51,6 +51,7 @@ _SIGNATURES = {  # name: (restype, argtypes)
     "gs_config_mask": (_I64, [_P, _P, _I32, _I32, _I32, _P, _P]),
 }
 
+CFLAGS = ("-O2", "-shared", "-fPIC")
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _tried = False
@@ -63,7 +64,7 @@ def _build(source: str, path: str) -> None:
         with open(src, "w") as f:
             f.write(source)
         out = os.path.join(tmp, "pda_core.so")
-        subprocess.run(cc.split() + ["-O2", "-shared", "-fPIC", "-o", out, src], check=True,
+        subprocess.run(cc.split() + list(CFLAGS) + ["-o", out, src], check=True,
                        capture_output=True, timeout=120)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         os.replace(out, path)  # atomic: concurrent builders never see a half-written file
@@ -81,7 +82,8 @@ def load() -> ctypes.CDLL | None:
         try:
             with open(SOURCE_PATH) as f:
                 source = f.read()
-            tag = hashlib.sha256((source + sys.platform + sysconfig.get_platform()).encode()).hexdigest()[:16]
+            key = source + sys.platform + sysconfig.get_platform() + " ".join(CFLAGS)  # flags too: a new
+            tag = hashlib.sha256(key.encode()).hexdigest()[:16]  # flag set must not reuse an old build
             cache = os.environ.get("GRAMSERVE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gramserve")
             path = os.path.join(cache, "native", f"pda-{tag}.so")
             if not os.path.exists(path):
