@@ -113,6 +113,7 @@ typedef struct {
     int32_t *dst; uint8_t *dfl;      /* the walk's state per depth, its children's flag */
     int32_t **drow;                  /* the walk's table row per depth */
     int32_t *chain; uint8_t *fchain; /* a chain skip's state and flag per depth below its node */
+    uint8_t *relmet;                 /* chain_verdicts' scratch per depth (all zero between calls) */
     int32_t *succ; int64_t succ_n, succ_cap;
 } Core;
 
@@ -639,10 +640,11 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->need = calloc((size_t)(n_nodes ? n_nodes : 1), 4);
     h->chain = malloc((size_t)(max_depth + 2) * 4);
     h->fchain = malloc((size_t)(max_depth + 2));
+    h->relmet = calloc((size_t)(max_depth + 2), 1);
     h->dst = malloc((size_t)(max_depth + 2) * 4);
     h->dfl = malloc((size_t)(max_depth + 2));
     h->drow = malloc((size_t)(max_depth + 2) * sizeof(int32_t *));
-    int ok = h->nstamp && h->starts && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
+    int ok = h->nstamp && h->starts && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
              && !rehash_stacks(h) && !grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4);
     for (int32_t r = 0; ok && r < n_rules; r++) {
         h->nbuf[0] = rule_start[r];
@@ -676,7 +678,7 @@ void gs_core_free(Core *h) {
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
     for (int64_t i = 0; i < h->smask_cap; i++) free(h->smask[i]);
     free(h->smask);
-    free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->need); free(h->chain); free(h->fchain); free(h->succ);
+    free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->need); free(h->chain); free(h->fchain); free(h->relmet); free(h->succ);
     free(h);
 }
 
@@ -863,34 +865,34 @@ static int chain_verdicts(Core *h, Level *L, int64_t r, int32_t d0, int64_t a, i
                           uint32_t *dep, int32_t *ends) {
     int any = 0;
     const int32_t height = h->node[r].height, slot = h->big_slot[r];
+    uint8_t *met = h->relmet;  /* the lengths (relative to d0) of the accepted tokens: each one's
+                                  end configuration is a successor, added once after the loop */
     int all_live = slot >= 0 && !ends;
     for (int32_t j = 1; all_live && j <= height; j++) all_live = h->chain[j] > 0;
-    if (all_live) {  /* every token below is accepted: the precomputed words, and each length's
-                        end configuration once (read off the lengths, not the scattered ids) */
+    if (all_live) {  /* every token below is accepted: the precomputed words */
+        for (int64_t j = a; j < b; j++) met[h->tok_len[j] - d0] = 1;
+        if (acc) or_words(acc, h->big_words + (int64_t)slot * h->words, h->words);
+    } else {
         for (int64_t j = a; j < b; j++) {
-            const int32_t st = h->chain[h->tok_len[j] - d0];
-            if (L->seen[st] != L->seen_epoch) {
-                L->seen[st] = L->seen_epoch;
-                if (grow((void **)&h->succ, &h->succ_cap, h->succ_n + 1, 4)) return -1;
-                h->succ[h->succ_n++] = st;
+            const int32_t rel = h->tok_len[j] - d0, st = h->chain[rel];
+            if (st > 0) {
+                met[rel] = 1;
+                if (acc) acc[h->tok[j] >> 5] |= 1u << (h->tok[j] & 31);
+                if (ends) ends[h->tok_pos[j]] = st;
+            } else if (h->fchain[rel]) {
+                if (dep) dep[h->tok[j] >> 5] |= 1u << (h->tok[j] & 31);
+                any = 1;
             }
         }
-        if (acc) or_words(acc, h->big_words + (int64_t)slot * h->words, h->words);
-        return 0;
     }
-    for (int64_t j = a; j < b; j++) {
-        const int32_t rel = h->tok_len[j] - d0, st = h->chain[rel];
-        if (st > 0) {
-            if (L->seen[st] != L->seen_epoch) {
-                L->seen[st] = L->seen_epoch;
-                if (grow((void **)&h->succ, &h->succ_cap, h->succ_n + 1, 4)) return -1;
-                h->succ[h->succ_n++] = st;
-            }
-            if (acc) acc[h->tok[j] >> 5] |= 1u << (h->tok[j] & 31);
-            if (ends) ends[h->tok_pos[j]] = st;
-        } else if (h->fchain[rel]) {
-            if (dep) dep[h->tok[j] >> 5] |= 1u << (h->tok[j] & 31);
-            any = 1;
+    for (int32_t rel = 0; rel <= height; rel++) {
+        if (!met[rel]) continue;
+        met[rel] = 0;
+        const int32_t st = h->chain[rel];
+        if (L->seen[st] != L->seen_epoch) {
+            L->seen[st] = L->seen_epoch;
+            if (grow((void **)&h->succ, &h->succ_cap, h->succ_n + 1, 4)) return -1;
+            h->succ[h->succ_n++] = st;
         }
     }
     return any;
