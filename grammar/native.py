@@ -27,6 +27,7 @@ _SIGNATURES = {  # name: (restype, argtypes)
     "gs_core_new": (_P, [_I64] + [_P] * 7 + [_I32] + [_P] * 12 + [_I64, _I64, _I32]),
     "gs_core_free": (None, [_P]),
     "gs_live_cores": (_I64, []),
+    "gs_nfa_live": (_I64, [_I64] + [_P] * 6 + [_I32, _P, _P, _I32, _P]),
     "gs_level_new": (_I32, [_P, _I32]),
     "gs_dfa_start": (_I32, [_P, _I32]),
     "gs_dfa_set_len": (_I32, [_P, _I32]),

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import ir
+from . import ir, native
 from .errors import GrammarError
 from .utf8 import normalize_ranges, utf8_sequences
 
@@ -329,35 +329,52 @@ class Nfa:
         """Per state: its calls (rule index, return state)."""
         return self._per_state()[2]
 
-    def _set_lists(self, bytes_: list, eps: list, calls: list) -> None:
-        """Replace the edges by these per-state lists (trim's output)."""
-        self.B = array("i", [x for s, row in enumerate(bytes_) for lo, hi, t in row for x in (s, lo, hi, t)])
-        self.E = array("i", [x for s, row in enumerate(eps) for t in row for x in (s, t)])
-        self.C = array("i", [x for s, row in enumerate(calls) for r, t in row for x in (s, r, t)])
-        self._csr = self._lists = None
-
     def trim(self) -> None:
         """Drop every edge into a state that cannot reach its rule's final state.
 
-        One backward worklist pass: a state is live when a byte or epsilon edge leads to a live
-        state, or a call edge (r, t) has both t and r's start live (a call waits for the later
-        of the two).  Skipped when nothing can be dead (see __init__)."""
+        A state is live when a byte or epsilon edge leads to a live state, or a call edge (r, t)
+        has both t and r's start live (a call waits for the later of the two): one backward
+        worklist pass, in C (`gs_nfa_live`) or in Python without a compiler.  Skipped when
+        nothing can be dead (see __init__)."""
         if not self.maybe_dead:
             return
+        live = self._live()
+        if not live[self.start[0]]:
+            raise GrammarError("the grammar matches nothing")
+        if live.all():  # the usual case: nothing to drop
+            return
+        start = np.asarray(self.start, dtype=np.int64)
+        b = np.frombuffer(self.B, dtype=np.int32).reshape(-1, 4)
+        e = np.frombuffer(self.E, dtype=np.int32).reshape(-1, 2)
+        c = np.frombuffer(self.C, dtype=np.int32).reshape(-1, 3)
+        b, e = b[live[b[:, 3]]], e[live[e[:, 1]]]
+        c = c[live[c[:, 2]] & live[start[c[:, 1]]]] if len(c) else c
+        self.B, self.E, self.C = (array("i", x.tobytes()) for x in (b, e, c))
+        self._csr = self._lists = None
+
+    def _live(self) -> np.ndarray:
+        """bool [n]: the states that can reach their rule's final state."""
         n = self.n
-        bytes_, eps_, calls_ = self.bytes, self.eps, self.calls
+        live = np.zeros(n, dtype=np.uint8)
+        lib = native.load()
+        if lib is not None:
+            eb_off, eb, eps_off, eps, nc_off, nc, _, start = self.arrays()
+            finals = np.asarray(self.final, dtype=np.int32)
+            if lib.gs_nfa_live(n, *(a.ctypes.data for a in (eb_off, eb, eps_off, eps, nc_off, nc)), len(start),
+                               start.ctypes.data, finals.ctypes.data, len(finals), live.ctypes.data) < 0:
+                raise MemoryError("out of memory trimming the grammar automaton")
+            return live.astype(bool)
         rev: list[list[int]] = [[] for _ in range(n)]
         rev_call: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # t -> [(source, callee)]
-        for s in range(n):
-            for _, _, t in bytes_[s]:
+        for s, (bs, es, cs) in enumerate(zip(self.bytes, self.eps, self.calls)):
+            for _, _, t in bs:
                 rev[t].append(s)
-            for t in eps_[s]:
+            for t in es:
                 rev[t].append(s)
-            for r, t in calls_[s]:
+            for r, t in cs:
                 rev_call[t].append((s, r))
         rule_of_start = {st: r for r, st in enumerate(self.start)}
         waiting: dict[int, list[int]] = {}  # callee -> sources whose return state is live
-        live = bytearray(n)
         todo = []
         for f in self.final:
             live[f] = 1
@@ -377,13 +394,7 @@ class Nfa:
                 if not live[s]:
                     live[s] = 1
                     todo.append(s)
-        if not live[self.start[0]]:
-            raise GrammarError("the grammar matches nothing")
-        if all(live):  # the usual case: nothing to drop
-            return
-        self._set_lists([[x for x in row if live[x[2]]] for row in bytes_],
-                        [[t for t in row if live[t]] for row in eps_],
-                        [[(r, t) for r, t in row if live[t] and live[self.start[r]]] for row in calls_])
+        return live.astype(bool)
 
 
 class RuleDfa:

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from grammar import GrammarCompiler, allocate_bitmask, native
+from grammar import GrammarCompiler, Vocabulary, allocate_bitmask, native
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -97,3 +97,33 @@ def test_c_tables_are_freed_with_the_grammar(smollm2_vocab):
     del compiler
     gc.collect()
     assert lib.gs_live_cores() == base
+
+
+def test_nfa_trim_in_c_equals_python(monkeypatch):
+    """A piece that matches nothing (an empty alternative inside a sequence) leaves states that
+    cannot reach the end: the C trim (gs_nfa_live) drops exactly the edges the Python one does."""
+    if native.load() is None:
+        pytest.skip("native automaton unavailable here")
+    from grammar import ir
+    from grammar.nfa import Nfa
+    from grammar.normalize import prepare
+
+    body = ir.Alt((ir.Seq((ir.Literal(b"ab"), ir.Alt(()), ir.Literal(b"c"))),
+                   ir.Seq((ir.Literal(b"x"), ir.Repeat(ir.Ref("digit"), 1, 3))),
+                   ir.Seq((ir.Ref("digit"), ir.Alt(()))), ir.Literal(b"y")))
+    rules = prepare(ir.Grammar({"start": body, "digit": ir.CharClass(((48, 57),))}))
+    fast = Nfa(rules, productive=True)
+    assert fast.maybe_dead
+    monkeypatch.setattr(native, "load", lambda: None)
+    slow = Nfa(rules, productive=True)
+    for a, b in zip(fast.arrays(), slow.arrays()):
+        assert np.array_equal(a, b)
+    monkeypatch.setattr(Nfa, "trim", lambda self: None)
+    untrimmed = Nfa(rules, productive=True)
+    assert fast.arrays()[0][-1] < untrimmed.arrays()[0][-1]  # byte edges into dead states went
+    monkeypatch.undo()
+    g = GrammarCompiler(Vocabulary([b"a", b"b", b"x", b"1", b"y"])).compile_grammar(
+        ir.Grammar({"start": body, "digit": ir.CharClass(((48, 57),))}))
+    for text, ok in ((b"y", True), (b"x12", True), (b"a", False), (b"7", False)):
+        m = g.matcher()
+        assert (m.accept_bytes(text) and m.can_terminate()) == ok, text
