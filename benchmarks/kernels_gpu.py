@@ -26,7 +26,9 @@ import torch
 BATCHES = (1, 4, 16, 64, 256)
 VOCABS = (32_000, 128_256, 151_936)  # Llama-2, Llama-3, Qwen2 model vocabularies
 CONTEXTS = (1024, 2048, 4096, 8192, 16384, 32768)
-SAMPLING_MODES = ("greedy", "temperature", "masked_top_p")
+SAMPLING_MODES = ("greedy", "masked_greedy", "temperature", "masked_temperature", "top_p", "masked_top_p")
+# masked_*: a grammar bitmask on every row (random words: about half the vocabulary allowed); the
+# pairs with and without it give the cost of the constraint inside the fused kernel
 
 
 @dataclass(frozen=True)
@@ -90,17 +92,18 @@ def sampling_inputs(case: Case):
     b, v, dev = case.batch, case.size, "cuda"
     g = torch.Generator(device=dev).manual_seed(0)
     logits = torch.randn(b, v + 64, device=dev, generator=g) * 3  # model vocab padded by 64
-    greedy = case.mode == "greedy"
-    masked = case.mode == "masked_top_p"
+    greedy = case.mode.endswith("greedy")
+    masked = case.mode.startswith("masked")
+    top_p = case.mode.endswith("top_p")
     bitmask = torch.randint(-(2**31), 2**31 - 1, (b, (v + 31) // 32), dtype=torch.int32, device=dev, generator=g)
     t = SamplingTensors(
         temperature=torch.full((b,), 0.0 if greedy else 0.8, device=dev),
-        top_p=torch.full((b,), 0.9 if masked else 1.0, device=dev),
+        top_p=torch.full((b,), 0.9 if top_p else 1.0, device=dev),
         top_k=torch.zeros(b, dtype=torch.int32, device=dev), min_p=torch.zeros(b, device=dev),
         seeds=torch.arange(b, device=dev), positions=torch.zeros(b, dtype=torch.long, device=dev),
         repetition_penalty=torch.ones(b, device=dev), presence_penalty=torch.zeros(b, device=dev),
         frequency_penalty=torch.zeros(b, device=dev), bitmask=bitmask if masked else None,
-        vocab_size=v, all_greedy=greedy, any_top_p_top_k=masked,
+        vocab_size=v, all_greedy=greedy, any_top_p_top_k=top_p,
     )
     nbytes = logits.numel() * 4 + (bitmask.numel() * 4 if masked else 0)
     return logits, t, nbytes
@@ -154,12 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     copy_gbs = copy_bandwidth_gbs()
     print(f"device: {torch.cuda.get_device_name()}  copy bandwidth: {copy_gbs:.0f} GB/s")
-    print(f"{'kind':9s} {'batch':>5s} {'size':>7s} {'mode':13s} {'triton ms':>9s} {'GB/s':>6s} {'%copy':>6s} {'torch ms':>9s} {'GB/s':>6s}")
+    print(f"{'kind':9s} {'batch':>5s} {'size':>7s} {'mode':18s} {'triton ms':>9s} {'GB/s':>6s} {'%copy':>6s} {'torch ms':>9s} {'GB/s':>6s}")
     results = []
     for c in cases:
         r = run_case(c, copy_gbs)
         results.append(r)
-        print(f"{c.kind:9s} {c.batch:5d} {c.size:7d} {c.mode:13s} {r.triton_ms:9.3f} {r.triton_gbs:6.0f} "
+        print(f"{c.kind:9s} {c.batch:5d} {c.size:7d} {c.mode:18s} {r.triton_ms:9.3f} {r.triton_gbs:6.0f} "
               f"{100 * r.copy_fraction:5.1f}% {r.torch_ms:9.3f} {r.torch_gbs:6.0f}")
     if args.out:
         with open(args.out, "w") as f:
