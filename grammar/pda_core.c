@@ -768,48 +768,39 @@ static inline void set_bits(uint32_t *bits, const int32_t *ids, int64_t lo, int6
     for (int64_t j = lo; j < hi; j++) bits[ids[j] >> 5] |= 1u << (ids[j] & 31);
 }
 
-/* the verdict of the tokens tok[a .. b), which end in configuration ns with flag f */
-static inline int verdict(Core *h, Level *L, int32_t ns, uint8_t f, int64_t a, int64_t b,
-                          uint32_t *acc, uint32_t *dep, int32_t *ends) {
-    if (a == b) return 0;
-    if (ns > 0) {
-        if (L->seen[ns] != L->seen_epoch) {
-            L->seen[ns] = L->seen_epoch;
-            if (grow((void **)&h->succ, &h->succ_cap, h->succ_n + 1, 4)) return -1;
-            h->succ[h->succ_n++] = ns;
-        }
-        if (acc) set_bits(acc, h->tok, a, b);
-        if (ends) for (int64_t j = a; j < b; j++) ends[h->tok_pos[j]] = ns;
-        return 0;
-    }
-    if (!f) return 0;
-    if (dep) set_bits(dep, h->tok, a, b);
-    return 1;
-}
-
 static inline void or_words(uint32_t *dst, const uint32_t *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] |= src[i];
 }
 
-/* the verdict of every token strictly below node r (tok[a .. b)), all ending in configuration
-   ns with flag f: verdict(), with the precomputed words of a big subtree when it has them */
-static inline int below_verdict(Core *h, Level *L, int64_t r, int32_t ns, uint8_t f, int64_t a, int64_t b,
-                                uint32_t *acc, uint32_t *dep, int32_t *ends) {
-    const int32_t slot = h->big_slot[r];
-    if (slot < 0 || ends) return verdict(h, L, ns, f, a, b, acc, dep, ends);
-    const uint32_t *w = h->big_words + (int64_t)slot * h->words;
+/* live configuration ns ends some token of the current walk: a successor (listed once) */
+static inline int add_successor(Core *h, Level *L, int32_t ns) {
+    if (L->seen[ns] == L->seen_epoch) return 0;
+    L->seen[ns] = L->seen_epoch;
+    if (grow((void **)&h->succ, &h->succ_cap, h->succ_n + 1, 4)) return -1;
+    h->succ[h->succ_n++] = ns;
+    return 0;
+}
+
+/* the verdict of the tokens tok[a .. b), which end in configuration ns with flag f; `w`: those
+   tokens as mask words when precomputed (a big subtree, vocab.py: big_below_words), or NULL */
+static inline int verdict(Core *h, Level *L, int32_t ns, uint8_t f, int64_t a, int64_t b,
+                          const uint32_t *w, uint32_t *acc, uint32_t *dep, int32_t *ends) {
+    if (a == b) return 0;
     if (ns > 0) {
-        if (L->seen[ns] != L->seen_epoch) {
-            L->seen[ns] = L->seen_epoch;
-            if (grow((void **)&h->succ, &h->succ_cap, h->succ_n + 1, 4)) return -1;
-            h->succ[h->succ_n++] = ns;
-        }
-        if (acc) or_words(acc, w, h->words);
+        if (add_successor(h, L, ns)) return -1;
+        if (acc) { if (w) or_words(acc, w, h->words); else set_bits(acc, h->tok, a, b); }
+        if (ends) for (int64_t j = a; j < b; j++) ends[h->tok_pos[j]] = ns;
         return 0;
     }
     if (!f) return 0;
-    if (dep) or_words(dep, w, h->words);
+    if (dep) { if (w) or_words(dep, w, h->words); else set_bits(dep, h->tok, a, b); }
     return 1;
+}
+
+/* the precomputed words of the tokens strictly below node r, or NULL */
+static inline const uint32_t *below_words(const Core *h, int64_t r) {
+    const int32_t slot = h->big_slot[r];
+    return slot < 0 ? NULL : h->big_words + (int64_t)slot * h->words;
 }
 
 #define CHAIN_MIN_NODES 48  /* subtrees smaller than this are walked, not chained */
@@ -864,14 +855,15 @@ static int build_chain(Core *h, Level *L, int64_t r, int32_t ns, uint8_t f) {
 static int chain_verdicts(Core *h, Level *L, int64_t r, int32_t d0, int64_t a, int64_t b, uint32_t *acc,
                           uint32_t *dep, int32_t *ends) {
     int any = 0;
-    const int32_t height = h->node[r].height, slot = h->big_slot[r];
+    const int32_t height = h->node[r].height;
+    const uint32_t *w = below_words(h, r);
     uint8_t *met = h->relmet;  /* the lengths (relative to d0) of the accepted tokens: each one's
                                   end configuration is a successor, added once after the loop */
-    int all_live = slot >= 0 && !ends;
+    int all_live = w && !ends;
     for (int32_t j = 1; all_live && j <= height; j++) all_live = h->chain[j] > 0;
     if (all_live) {  /* every token below is accepted: the precomputed words */
         for (int64_t j = a; j < b; j++) met[h->tok_len[j] - d0] = 1;
-        if (acc) or_words(acc, h->big_words + (int64_t)slot * h->words, h->words);
+        if (acc) or_words(acc, w, h->words);
     } else {
         for (int64_t j = a; j < b; j++) {
             const int32_t rel = h->tok_len[j] - d0, st = h->chain[rel];
@@ -888,12 +880,7 @@ static int chain_verdicts(Core *h, Level *L, int64_t r, int32_t d0, int64_t a, i
     for (int32_t rel = 0; rel <= height; rel++) {
         if (!met[rel]) continue;
         met[rel] = 0;
-        const int32_t st = h->chain[rel];
-        if (L->seen[st] != L->seen_epoch) {
-            L->seen[st] = L->seen_epoch;
-            if (grow((void **)&h->succ, &h->succ_cap, h->succ_n + 1, 4)) return -1;
-            h->succ[h->succ_n++] = st;
-        }
+        if (add_successor(h, L, h->chain[rel])) return -1;
     }
     return any;
 }
@@ -945,13 +932,13 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
         if (ns == 0 && !f) { i += x.size; continue; }  /* dead: nothing below can live */
         const int32_t t_next = nd[i + 1].tlo;
         if (x.tlo != t_next) {
-            if ((v = verdict(h, L, ns, f, x.tlo, t_next, acc, dep, ends)) < 0) return -1;
+            if ((v = verdict(h, L, ns, f, x.tlo, t_next, NULL, acc, dep, ends)) < 0) return -1;
             dep_any |= v;
         }
         if (x.size == 1) { i++; continue; }
         const uint8_t fc = f | L->has_exit[ns];  /* its children's flag */
         if (skippable(L->selfloop, h->pre_sub + i * 4, ns)) {
-            if ((v = below_verdict(h, L, i, ns, fc, t_next, nd[i + x.size].tlo, acc, dep, ends)) < 0) return -1;
+            if ((v = verdict(h, L, ns, fc, t_next, nd[i + x.size].tlo, below_words(h, i), acc, dep, ends)) < 0) return -1;
             dep_any |= v;
             i += x.size;
             continue;
