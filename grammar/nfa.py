@@ -343,14 +343,23 @@ class Nfa:
             raise GrammarError("the grammar matches nothing")
         if live.all():  # the usual case: nothing to drop
             return
-        start = np.asarray(self.start, dtype=np.int64)
-        b = np.frombuffer(self.B, dtype=np.int32).reshape(-1, 4)
-        e = np.frombuffer(self.E, dtype=np.int32).reshape(-1, 2)
-        c = np.frombuffer(self.C, dtype=np.int32).reshape(-1, 3)
-        b, e = b[live[b[:, 3]]], e[live[e[:, 1]]]
-        c = c[live[c[:, 2]] & live[start[c[:, 1]]]] if len(c) else c
-        self.B, self.E, self.C = (array("i", x.tobytes()) for x in (b, e, c))
-        self._csr = self._lists = None
+        eb_off, eb, eps_off, eps, nc_off, nc, final, start = self.arrays()
+        n = self.n
+
+        def kept(off, items, width, keep_of):  # the CSR arrays without the edges keep_of rejects
+            rows = items[: width * int(off[-1])].reshape(-1, width)
+            keep = keep_of(rows)
+            new_off = np.zeros(n + 1, dtype=np.int32)
+            np.cumsum(np.bincount(np.repeat(np.arange(n), np.diff(off))[keep], minlength=n), out=new_off[1:])
+            flat = rows[keep].ravel()
+            return new_off, flat if flat.size else np.zeros(1, dtype=np.int32)
+
+        eb_off, eb = kept(eb_off, eb, 3, lambda x: live[x[:, 2]])
+        eps_off, eps = kept(eps_off, eps, 1, lambda x: live[x[:, 0]])
+        nc_off, nc = kept(nc_off, nc, 2, lambda x: live[x[:, 1]] & live[start[x[:, 0]]])
+        self._csr = (eb_off, eb, eps_off, eps, nc_off, nc, final, start)
+        self.B = self.E = self.C = None  # stale: the trimmed CSR arrays are the NFA now
+        self._lists = None
 
     def _live(self) -> np.ndarray:
         """bool [n]: the states that can reach their rule's final state."""
