@@ -13,9 +13,7 @@ machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
 import resource
 import sys
 import time
@@ -24,7 +22,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grammar_bench as gb  # noqa: E402
-from maskbench_coverage import SUBSETS, load_subset  # noqa: E402
+from maskbench_coverage import SUBSETS  # noqa: E402
+from maskbench_masks import cases  # noqa: E402
 
 from grammar import GrammarCompiler, GrammarError, allocate_bitmask  # noqa: E402
 
@@ -38,12 +37,7 @@ def main() -> None:
     row = allocate_bitmask(1, vocab.size)[0]
     times, faults = [], 0
     for name in SUBSETS:
-        rows = load_subset(name)
-        for sid, schema, tests in random.Random(0).sample(rows, min(args.per_subset, len(rows))):
-            valid = [t for t in tests if t["valid"]]
-            if not valid:
-                continue
-            ids = gb.greedy_tokenize(vocab, json.dumps(valid[0]["data"], separators=(",", ":")).encode())[:256]
+        for _sid, schema, ids in cases(vocab, name, args.per_subset, 256):
             try:
                 g = GrammarCompiler(vocab).compile_json_schema(schema)
             except (GrammarError, RecursionError):

@@ -75,16 +75,9 @@ def main() -> None:
     total = {e: ([], []) for e in engines}
     skipped: Counter = Counter()
     for name in args.subset:
-        rows = load_subset(name)
-        rows = random.Random(0).sample(rows, min(args.per_subset, len(rows)))
         per = {e: ([], []) for e in engines}
         n = tokens = 0
-        for sid, schema, tests in rows:
-            valid = [t for t in tests if t["valid"]]
-            if not valid:
-                continue
-            ids = gb.greedy_tokenize(vocab, json.dumps(valid[0]["data"], separators=(",", ":")).encode())
-            ids = ids[: args.max_tokens]
+        for sid, schema, ids in cases(vocab, name, args.per_subset, args.max_tokens):
             got = {}
             for e in engines:
                 if results is not None:  # the engine's own process timed it
@@ -117,6 +110,17 @@ def main() -> None:
         print(f"  {k:4d}  {why}")
 
 
+def cases(vocab, subset: str, per_subset: int, max_tokens: int):
+    """(schema id, schema, token ids) of the sampled schemas of one subset that have a valid
+    instance: the first one, compact `json.dumps` form, greedily tokenized, cut at max_tokens."""
+    rows = load_subset(subset)
+    for sid, schema, tests in random.Random(0).sample(rows, min(per_subset, len(rows))):
+        valid = [t for t in tests if t["valid"]]
+        if valid:
+            ids = gb.greedy_tokenize(vocab, json.dumps(valid[0]["data"], separators=(",", ":")).encode())
+            yield sid, schema, ids[:max_tokens]
+
+
 def _run(engine, vocab, schema, ids):
     (cw, _cc), (cold, _warm) = ENGINES[engine](vocab, schema, ids)
     return cw, cold
@@ -132,14 +136,9 @@ def _worker(args, vocab) -> None:
     """Time one engine on every sampled case; write {subset/id: {compile_ms, cold} | {error}}."""
     out = {}
     for name in args.subset:
-        rows = load_subset(name)
-        for sid, schema, tests in random.Random(0).sample(rows, min(args.per_subset, len(rows))):
-            valid = [t for t in tests if t["valid"]]
-            if not valid:
-                continue
-            ids = gb.greedy_tokenize(vocab, json.dumps(valid[0]["data"], separators=(",", ":")).encode())
+        for sid, schema, ids in cases(vocab, name, args.per_subset, args.max_tokens):
             try:
-                cw, cold = _run(args.worker, vocab, schema, ids[: args.max_tokens])
+                cw, cold = _run(args.worker, vocab, schema, ids)
                 out[f"{name}/{sid}"] = {"compile_ms": cw, "cold": cold}
             except Exception as err:  # noqa: BLE001 - a peer's own error types (and rejections)
                 out[f"{name}/{sid}"] = {"error": _why(err)}
