@@ -45,10 +45,8 @@ _SIGNATURES = {  # name: (restype, argtypes)
     "gs_single": (_I32, [_P, _I32, _I32]),
     "gs_step_bytes": (_I32, [_P, _I32, _I32, ctypes.c_char_p, _I64]),
     "gs_scan": (_I64, [_P, _I32, _I32, _P, _P, _P, _P, _P]),
-    "gs_successors": (None, [_P, _P]),
     "gs_num_masks": (_I64, [_P, _I32]),
     "gs_level_mask": (_I64, [_P, _I32, _I32, _P, _P, _P, _I64]),
-    "gs_stack_mask": (_I64, [_P, _P, _I32, _I32, _I32, _P]),
     "gs_config_mask": (_I64, [_P, _P, _I32, _I32, _I32, _P, _P]),
 }
 

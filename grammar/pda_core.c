@@ -898,7 +898,7 @@ static int chain_verdicts(Core *h, Level *L, int64_t r, int32_t d0, int64_t a, i
    each accepted token ends in.  *any_dep: some token is context-dependent.  With `only` (bit
    words by token id), the walk may stop at the subtrees that hold none of those tokens: the
    verdicts of the other tokens are then incomplete (callers AND with `only`).  Returns the number
-   of distinct live end configurations (read them with gs_successors), or -1 on error. */
+   of distinct live end configurations (left in h->succ: gs_level_mask copies them out), or -1 on error. */
 int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, int32_t *ends,
                 int32_t *any_dep, const uint32_t *only) {
     Level *L = &h->lv[lv];
@@ -964,7 +964,6 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
     return h->succ_n;
 }
 
-void gs_successors(Core *h, int32_t *out) { memcpy(out, h->succ, (size_t)h->succ_n * 4); }
 
 /* ---------------------------------------------------------------- masks */
 
