@@ -28,7 +28,7 @@ from ._gc import no_gc
 from .nfa import Nfa, RuleDfa
 from .pda import END, MARK, Level, Pda, truncate_stack
 from .pda_native import NativeConfigs, NativeCore, NativeDfa, NativeLevel
-from .shortest import ShortestCompletion, nfa_arrays
+from .shortest import ShortestCompletion
 from .vocab import Vocabulary, pack_bits, token_words
 
 LEVELS = (4, 16, 64)
@@ -107,7 +107,7 @@ class CompiledGrammar:
         self.warnings = list(warnings or [])
         self._eos = token_words(vocab.eos_token_ids, vocab.num_words)
         nfa = Nfa(rules, productive=True)  # rules come from normalize.prepare
-        self.nfa_arrays = nfa_arrays(nfa)  # what the C core and the shortest completions read
+        self.nfa_arrays = nfa.arrays()  # what the C core and the shortest completions read
         lib = native.load() if use_native else None
         if lib is not None:  # the C automaton (pda_core.c); pda.Level is its Python reference
             # the Python Nfa (tens of thousands of lists for a big schema) is dropped here: a

@@ -33,7 +33,7 @@ class _Buffer:
 
 class NativeCore:
     def __init__(self, lib, arrays: tuple[np.ndarray, ...], vocab: Vocabulary):
-        """`arrays`: the NFA as shortest.nfa_arrays gives it (kept here: C reads them in place)."""
+        """`arrays`: the NFA as Nfa.arrays gives it (kept here: C reads them in place)."""
         self.lib, self.vocab = lib, vocab
         self._keep = arrays
         self.n_rules = len(arrays[7])

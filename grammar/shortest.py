@@ -11,7 +11,7 @@ minlen depends on dist and dist on minlen: iterate a backward Dijkstra until min
 stack (bottom first, see pda.py) then needs sum over its frames of min_{s in frame} dist[s]:
 the top frame finishes its rule, each frame below continues from its return state.
 
-Built from the NFA's CSR arrays (nfa_arrays) and kept as numpy arrays: a compiled grammar holds
+Built from the NFA's CSR arrays (Nfa.arrays) and kept as numpy arrays: a compiled grammar holds
 no per-state Python objects for the cyclic garbage collector to walk.
 """
 from __future__ import annotations
@@ -22,11 +22,6 @@ import numpy as np
 
 INF = float("inf")
 BYTE, EPS, CALL = 0, 1, 2
-
-
-def nfa_arrays(nfa) -> tuple[np.ndarray, ...]:
-    """An Nfa as CSR int32 arrays (Nfa.arrays): what the C automaton and ShortestCompletion read."""
-    return nfa.arrays()
 
 
 class ShortestCompletion:
