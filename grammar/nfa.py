@@ -69,7 +69,8 @@ class Nfa:
     100k-state schema can afford, where per-state Python lists cost a cache miss per state on
     every later pass.  `arrays()` turns them into CSR (each state's edges in creation order);
     `bytes` / `eps` / `calls` are per-state lists made from it on demand (the Python reference
-    automaton and `trim` read those)."""
+    automaton and, without a C compiler, `trim` read those).  After a trim that drops edges the
+    CSR arrays are the NFA and the buffers are released."""
 
     def __init__(self, rules: dict[str, ir.Node], productive: bool = False):
         """productive=True promises that every rule derives some string (normalize.prepare's
