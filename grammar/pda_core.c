@@ -109,6 +109,13 @@ typedef struct {
     const int32_t *tok, *tok_pos;    /* tokens in preorder: ids, positions in vocab.token_ids */
     const int32_t *big_slot;         /* [N]: row of big_words of the tokens strictly below, or -1 */
     const uint32_t *big_words;       /* [S][words] (vocab.py: big_below_words) */
+    const uint64_t *big_lens;        /* [S][4]: their lengths (vocab.py: big_below_lens), or NULL */
+    const uint64_t *plain_set;       /* [4]: the plain bytes (vocab.py: PLAIN_BYTES) */
+    const uint8_t *plain_flags;      /* [N] (vocab.py: plain_node_flags) */
+    const uint32_t *plain_le;        /* [plain_max + 1][words]: plain tokens of length <= l */
+    const uint8_t *plain_any;        /* [plain_max + 1]: some plain token has length l */
+    int32_t plain_max;
+    int32_t *pchain; uint8_t *pflag; /* the plain chain's configuration and flag per length */
     int64_t n_nodes;
     int32_t *dst; uint8_t *dfl;      /* the walk's state per depth, its children's flag */
     int32_t **drow;                  /* the walk's table row per depth */
@@ -621,8 +628,9 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
                   const uint64_t *pre_sub, const int32_t *tok, const int32_t *tok_pos,
                   const int32_t *tok_len, const int32_t *pre_parent,
                   const int32_t *tok_node, const uint8_t *tok_bytes, const int64_t *tok_off,
-                  const int32_t *big_slot, const uint32_t *big_words,
-                  int64_t vocab_size, int64_t n_nodes, int32_t max_depth) {
+                  const int32_t *big_slot, const uint32_t *big_words, const uint64_t *big_lens,
+                  const uint64_t *plain_set, const uint8_t *plain_flags, const uint32_t *plain_le, const uint8_t *plain_any,
+                  int32_t plain_max, int64_t vocab_size, int64_t n_nodes, int32_t max_depth) {
     Core *h = calloc(1, sizeof(Core));
     if (!h) return NULL;
     h->nfa_n = nfa_n; h->eb_off = eb_off; h->eb = eb; h->eps_off = eps_off; h->eps = eps;
@@ -636,7 +644,10 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->pre_parent = pre_parent; h->tok_node = tok_node; h->vocab_size = vocab_size;
     h->words = (vocab_size + 31) / 32;
     h->tok_bytes = tok_bytes; h->tok_off = tok_off;
-    h->big_slot = big_slot; h->big_words = big_words;
+    h->big_slot = big_slot; h->big_words = big_words; h->big_lens = big_lens;
+    h->plain_set = plain_set; h->plain_flags = plain_flags; h->plain_le = plain_le; h->plain_any = plain_any; h->plain_max = plain_max;
+    h->pchain = malloc((size_t)(plain_max + 1) * 4);
+    h->pflag = malloc((size_t)(plain_max + 1));
     h->need = calloc((size_t)(n_nodes ? n_nodes : 1), 4);
     h->chain = malloc((size_t)(max_depth + 2) * 4);
     h->fchain = malloc((size_t)(max_depth + 2));
@@ -644,7 +655,7 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->dst = malloc((size_t)(max_depth + 2) * 4);
     h->dfl = malloc((size_t)(max_depth + 2));
     h->drow = malloc((size_t)(max_depth + 2) * sizeof(int32_t *));
-    int ok = h->nstamp && h->starts && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
+    int ok = h->nstamp && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
              && !rehash_stacks(h) && !grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4);
     for (int32_t r = 0; ok && r < n_rules; r++) {
         h->nbuf[0] = rule_start[r];
@@ -679,6 +690,7 @@ void gs_core_free(Core *h) {
     for (int64_t i = 0; i < h->smask_cap; i++) free(h->smask[i]);
     free(h->smask);
     free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->need); free(h->chain); free(h->fchain); free(h->relmet); free(h->succ);
+    free(h->pchain); free(h->pflag);
     free(h);
 }
 
@@ -862,7 +874,13 @@ static int chain_verdicts(Core *h, Level *L, int64_t r, int32_t d0, int64_t a, i
     int all_live = w && !ends;
     for (int32_t j = 1; all_live && j <= height; j++) all_live = h->chain[j] > 0;
     if (all_live) {  /* every token below is accepted: the precomputed words */
-        for (int64_t j = a; j < b; j++) met[h->tok_len[j] - d0] = 1;
+        if (h->big_lens) {  /* and lengths */
+            const uint64_t *lens = h->big_lens + (int64_t)h->big_slot[r] * 4;
+            for (int q = 0; q < 4; q++)
+                for (uint64_t x = lens[q]; x; x &= x - 1) met[64 * q + __builtin_ctzll(x) - d0] = 1;
+        } else {
+            for (int64_t j = a; j < b; j++) met[h->tok_len[j] - d0] = 1;
+        }
         if (acc) or_words(acc, w, h->words);
     } else {
         for (int64_t j = a; j < b; j++) {
@@ -885,6 +903,54 @@ static int chain_verdicts(Core *h, Level *L, int64_t r, int32_t d0, int64_t a, i
     return any;
 }
 
+/* Plain chain: when every plain byte (vocab.py: PLAIN_BYTES) leads each configuration met from
+   cid to one same next one (a string's interior, counted or not), every plain token of length l
+   ends in pchain[l] with flag pflag[l], for l = 1 .. plain_max.  Returns 1 with pchain / pflag
+   filled, 0 when some configuration steps two plain bytes apart, -1 on error. */
+static int plain_chain(Core *h, Level *L, int32_t cid) {
+    h->pchain[0] = cid;
+    h->pflag[0] = 0;
+    for (int32_t l = 1; l <= h->plain_max; l++) {
+        const int32_t c = h->pchain[l - 1];
+        h->pflag[l] = h->pflag[l - 1] | L->has_exit[c];
+        if (c == 0) { h->pchain[l] = 0; continue; }  /* dead stays dead */
+        const int32_t t = uniform_target(h, L, c, h->plain_set);
+        if (t < 0) return t == -1 ? -1 : 0;
+        h->pchain[l] = t;
+    }
+    return 1;
+}
+
+/* the verdict of a plain length: 1 accepted (live end), 2 context-dependent, 0 rejected */
+static inline int plain_kind(const Core *h, int32_t l) {
+    return h->pchain[l] > 0 ? 1 : h->pflag[l] ? 2 : 0;
+}
+
+/* the verdicts of the plain tokens from the chain: each run of lengths with one verdict is one
+   pass over the words (plain_le: tokens up to a length), each live end a successor.  Returns
+   whether some plain token is context-dependent, or -1 on error. */
+static int plain_verdicts(Core *h, Level *L, uint32_t *acc, uint32_t *dep) {
+    const int64_t W = h->words;
+    int any = 0;
+    for (int32_t l = 1, e; l <= h->plain_max; l = e + 1) {
+        const int kind = plain_kind(h, l);
+        e = l;
+        while (e < h->plain_max && plain_kind(h, e + 1) == kind) e++;
+        int some = 0;  /* a plain token has a length in l .. e */
+        for (int32_t j = l; j <= e; j++) {
+            if (!h->plain_any[j]) continue;
+            some = 1;
+            if (kind == 1 && add_successor(h, L, h->pchain[j])) return -1;
+        }
+        uint32_t *dst = kind == 1 ? acc : kind == 2 ? dep : NULL;
+        if (!some || !dst) { any |= some && kind == 2; continue; }
+        any |= kind == 2;
+        const uint32_t *hi = h->plain_le + (int64_t)e * W, *lo = h->plain_le + (int64_t)(l - 1) * W;
+        for (int64_t i = 0; i < W; i++) dst[i] |= hi[i] & ~lo[i];
+    }
+    return any;
+}
+
 /* Walk the vocabulary trie from configuration cid: one front-to-back scan of the preorder
    layout, jumping over the subtree of every node whose state is dead (and flag unset), filling
    the table cells it needs as it goes.  A node's state is T[its parent's state][its byte], its
@@ -892,7 +958,9 @@ static int chain_verdicts(Core *h, Level *L, int64_t r, int32_t d0, int64_t a, i
    unknown).  The tokens a node spells are accepted when its state is live, context-dependent
    when it is dead but flagged.  A live node whose subtree's bytes all loop on its state (a
    string's interior) is not walked: every token below it ends in that state; nor is a big
-   subtree whose bytes all lead each state to one same next one (see build_chain).
+   subtree whose bytes all lead each state to one same next one (see build_chain); nor, when the
+   plain bytes step alike all along (see plain_chain), are the plain tokens: they are taken by
+   length, and the walk skips every node whose tokens (at and below it) are all plain.
    Writes the accepted / dependent bits into acc / dep (zeroed by the caller; either may be NULL),
    and with `ends` (zeroed, [walkable tokens] by position in vocab.token_ids) the configuration
    each accepted token ends in.  *any_dep: some token is context-dependent.  With `only` (bit
@@ -911,6 +979,12 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
     if (!(drow[0] = row_of(h, L, cid))) return -1;
     h->dst[0] = cid;
     h->dfl[0] = L->has_exit[cid];
+    const uint8_t *pf = NULL;  /* the plain tokens are decided already: skip them */
+    if (!ends && !only && h->plain_max > 0) {
+        const int ok = plain_chain(h, L, cid);
+        if (ok < 0 || (ok && (v = plain_verdicts(h, L, acc, dep)) < 0)) return -1;
+        if (ok) { dep_any |= v; pf = h->plain_flags; }
+    }
     uint32_t ep = 0;
     if (only) {  /* mark the nodes on the paths from the root to the tokens asked about */
         if (++h->need_epoch == 0) { memset(h->need, 0, (size_t)n * 4); h->need_epoch = 1; }
@@ -925,13 +999,14 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
     for (int64_t i = 1; i < n;) {
         const Node x = nd[i];
         if (only && h->need[i] != ep) { i += x.size; continue; }  /* none of the tokens below */
+        if (pf && (pf[i] & 1)) { i += x.size; continue; }  /* plain tokens only */
         const int32_t d = x.depth;
         const uint8_t f = h->dfl[d - 1];  /* this node's flag */
         int32_t ns = drow[d - 1][x.byte];
         if (__builtin_expect(ns == UNKNOWN, 0) && (ns = cell(h, L, h->dst[d - 1], x.byte)) < 0) return -1;
         if (ns == 0 && !f) { i += x.size; continue; }  /* dead: nothing below can live */
         const int32_t t_next = nd[i + 1].tlo;
-        if (x.tlo != t_next) {
+        if (x.tlo != t_next && !(pf && (pf[i] & 2))) {
             if ((v = verdict(h, L, ns, f, x.tlo, t_next, NULL, acc, dep, ends)) < 0) return -1;
             dep_any |= v;
         }

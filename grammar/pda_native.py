@@ -17,7 +17,7 @@ import weakref
 import numpy as np
 
 from .pda import MARK
-from .vocab import Vocabulary
+from .vocab import PLAIN_BYTES, Vocabulary
 
 
 class _Buffer:
@@ -44,7 +44,10 @@ class NativeCore:
                                                            v.sub_token_pos32, v.sub_token_len, v.pre_parent,
                                                            v.token_pre_node, v.token_bytes, v.token_offsets,
                                                            v.big_below_slot, v.big_below_words)),
-                                 v.size, v.num_nodes, v.max_len)
+                                 v.big_below_lens.ctypes.data if len(v.big_below_lens) else None,
+                                 *(a.ctypes.data for a in (PLAIN_BYTES, v.plain_node_flags, v.plain_le_words,
+                                                           v.plain_len_any)),
+                                 v.plain_max_len, v.size, v.num_nodes, v.max_len)
         if not self.h:
             raise MemoryError("cannot allocate the grammar automaton")
         # the C tables (rows, DFA, cached masks: megabytes on a big schema) go with this object

@@ -24,11 +24,20 @@ def _specs():
         invoice = json.load(f)
     with open(os.path.join(ROOT, "schemas", "sql_select.lark")) as f:
         sql = f.read()
+    # strings: counted (the walk takes plain tokens by length along a chain of configurations
+    # that ends at maxLength; minLength makes the first lengths unable to close), unbounded, a
+    # pattern (plain bytes step apart: no plain chain), and deep enough to be cut at the first level
+    strings = {"type": "object", "required": ["a", "b", "c", "d"], "additionalProperties": False,
+               "properties": {"a": {"type": "string", "minLength": 3, "maxLength": 9},
+                              "b": {"type": "string", "maxLength": 40},
+                              "c": {"type": "string", "pattern": "^[a-z]+-[0-9]$"},
+                              "d": {"type": "array", "items": {"type": "array", "items": {
+                                  "type": "array", "items": {"type": "string", "maxLength": 5}}}}}}
     return [("schema", invoice), ("lark", sql), ("json_object", None),
-            ("regex", r"[a-z]+@[a-z]+\.(com|org)")]
+            ("regex", r"[a-z]+@[a-z]+\.(com|org)"), ("schema", strings)]
 
 
-@pytest.mark.parametrize("kind,spec", _specs(), ids=["invoice", "sql", "json_object", "regex"])
+@pytest.mark.parametrize("kind,spec", _specs(), ids=["invoice", "sql", "json_object", "regex", "strings"])
 def test_native_and_python_automata_agree_on_random_paths(smollm2_vocab, kind, spec, monkeypatch):
     if native.load() is None:
         pytest.skip("native automaton unavailable here")
