@@ -64,6 +64,10 @@ typedef struct {
                                         alike from the configuration */
     uint64_t *uni; int32_t *uni_t;   /* [cap][4], [cap]: bytes known to all lead to uni_t (-3:
                                         none yet), what uniform_target has found so far */
+    uint8_t *pclosed;                /* plain_closed's memo: 0 unknown, 1 yes, 2 no, 3 being
+                                        explored */
+    uint8_t *sexact;                 /* the cached mask's successors are all of them (not
+                                        when its scan took the plain tokens without a chain) */
 } Level;
 
 typedef struct {
@@ -74,6 +78,7 @@ typedef struct {
     const int32_t *nc_off, *nc;      /* calls: nc[2i .. 2i+1] = (rule, return state) */
     const uint8_t *nfa_final;        /* s is its rule's final state */
     uint32_t *nstamp; uint32_t nepoch;
+    uint8_t *nloop;                  /* per NFA state: 0 unknown, 1 loops on every plain byte, 2 not */
     int32_t *nbuf; int64_t nbuf_cap;
     /* the rule DFA, determinized lazily: a dstate is an epsilon-closed set of NFA states */
     int64_t nd, dcap;
@@ -81,6 +86,8 @@ typedef struct {
     int32_t *dset_pool; int64_t dset_n, dset_cap;
     int32_t *dtab; int64_t dhcap;
     uint8_t *ready, *final, *has_bytes;  /* ready: flags, classes and calls computed */
+    uint8_t *ploop;                  /* one of its NFA states loops on every plain byte (`.*` in a
+                                        string): no plain bytes can take its stack to a dead end */
     int32_t *trans;                  /* [dcap][256], T_UNKNOWN until a step needs it */
     uint64_t *dcut;                  /* [dcap][4]: bit x set where a byte class starts (x in
                                         1..255): bytes of one class step alike */
@@ -116,6 +123,9 @@ typedef struct {
     const uint8_t *plain_any;        /* [plain_max + 1]: some plain token has length l */
     int32_t plain_max;
     int32_t *pchain; uint8_t *pflag; /* the plain chain's configuration and flag per length */
+    int32_t *pq; int64_t pq_cap;     /* plain_closed's queue */
+    int no_closed;                   /* scans must list every successor: no plain_closed skip */
+    int succ_partial;                /* the last scan took plain tokens without their ends */
     int64_t n_nodes;
     int32_t *dst; uint8_t *dfl;      /* the walk's state per depth, its children's flag */
     int32_t **drow;                  /* the walk's table row per depth */
@@ -323,6 +333,7 @@ static int32_t dfa_intern_closure(Core *h, int64_t m) {
         cap = c0; if (grow((void **)&h->ready, &cap, need, 1)) return -1;
         cap = c0; if (grow((void **)&h->final, &cap, need, 1)) return -1;
         cap = c0; if (grow((void **)&h->has_bytes, &cap, need, 1)) return -1;
+        cap = c0; if (grow((void **)&h->ploop, &cap, need, 1)) return -1;
         cap = c0; if (grow((void **)&h->trans, &cap, need, 256 * 4)) return -1;
         cap = c0; if (grow((void **)&h->dcut, &cap, need, 32)) return -1;
         cap = c0; if (grow((void **)&h->call_off, &cap, need, 8)) return -1;
@@ -345,14 +356,34 @@ static int cmp_pair(const void *a, const void *b) {
     return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
 }
 
+/* NFA state x's edges back to itself cover every plain byte (memoized per state) */
+static int nfa_plain_loop(Core *h, int32_t x) {
+    if (h->nloop[x]) return h->nloop[x] == 1;
+    uint64_t self[4] = {0, 0, 0, 0};
+    for (int32_t e = h->eb_off[x]; e < h->eb_off[x + 1]; e++) {
+        if (h->eb[3 * e + 2] != x) continue;
+        for (int w = 0; w < 4; w++) {  /* the range lo..hi as bits of word w */
+            const int lo = h->eb[3 * e] > 64 * w ? h->eb[3 * e] - 64 * w : 0;
+            const int hi = h->eb[3 * e + 1] < 64 * w + 63 ? h->eb[3 * e + 1] - 64 * w : 63;
+            if (lo > hi) continue;
+            self[w] |= (hi == 63 ? ~0ULL : (1ULL << (hi + 1)) - 1) & ~((1ULL << lo) - 1);
+        }
+    }
+    const uint64_t *p = h->plain_set;
+    const int loop = !((p[0] & ~self[0]) | (p[1] & ~self[1]) | (p[2] & ~self[2]) | (p[3] & ~self[3]));
+    h->nloop[x] = loop ? 1 : 2;
+    return loop;
+}
+
 /* compute dstate d's flags, byte classes and calls (grouped by callee: one return dstate each) */
 static int dfa_make_ready(Core *h, int32_t d) {
     int64_t np = 0;
     uint8_t cut[257] = {0};
-    uint8_t fin = 0, hb = 0;
+    uint8_t fin = 0, hb = 0, loop = 0;
     for (int32_t i = 0; i < h->dset_len[d]; i++) {
         const int32_t x = h->dset_pool[h->dset_off[d] + i];
         fin |= h->nfa_final[x];
+        if (!loop) loop = nfa_plain_loop(h, x);
         for (int32_t e = h->eb_off[x]; e < h->eb_off[x + 1]; e++) {
             hb = 1;
             cut[h->eb[3 * e]] = 1;
@@ -373,6 +404,7 @@ static int dfa_make_ready(Core *h, int32_t d) {
     for (int b = 0; b < 256; b++) row[b] = T_UNKNOWN;
     h->final[d] = fin;
     h->has_bytes[d] = hb;
+    h->ploop[d] = loop;
     if (np > 1) qsort(h->pairs, (size_t)np, 8, cmp_pair);
     h->call_off[d] = h->calls_n;
     int32_t n_calls = 0;
@@ -500,6 +532,8 @@ static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
         cap = c0; if (grow((void **)&L->many, &cap, L->n + 1, 1)) return -1;
         cap = c0; if (grow((void **)&L->uni, &cap, L->n + 1, 32)) return -1;
         cap = c0; if (grow((void **)&L->uni_t, &cap, L->n + 1, 4)) return -1;
+        cap = c0; if (grow((void **)&L->pclosed, &cap, L->n + 1, 1)) return -1;
+        cap = c0; if (grow((void **)&L->sexact, &cap, L->n + 1, 1)) return -1;
 
         L->cap = cap;
     }
@@ -523,6 +557,8 @@ static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
     L->many[c] = 0;
     memset(L->uni + c * 4, 0, 32);
     L->uni_t[c] = -3;
+    L->pclosed[c] = c == 0 ? 2 : 0;
+    L->sexact[c] = 1;
 
     L->htab[j] = (int32_t)c;
     return (int32_t)c;
@@ -636,6 +672,7 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->nfa_n = nfa_n; h->eb_off = eb_off; h->eb = eb; h->eps_off = eps_off; h->eps = eps;
     h->nc_off = nc_off; h->nc = nc; h->nfa_final = nfa_final;
     h->nstamp = calloc((size_t)(nfa_n ? nfa_n : 1), 4);
+    h->nloop = calloc((size_t)(nfa_n ? nfa_n : 1), 1);
     h->n_rules = n_rules;
     h->starts = malloc((size_t)(n_rules ? n_rules : 1) * 4);
     h->node = node; h->pre_sub = pre_sub;
@@ -655,7 +692,7 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->dst = malloc((size_t)(max_depth + 2) * 4);
     h->dfl = malloc((size_t)(max_depth + 2));
     h->drow = malloc((size_t)(max_depth + 2) * sizeof(int32_t *));
-    int ok = h->nstamp && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
+    int ok = h->nstamp && h->nloop && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
              && !rehash_stacks(h) && !grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4);
     for (int32_t r = 0; ok && r < n_rules; r++) {
         h->nbuf[0] = rule_start[r];
@@ -681,16 +718,17 @@ void gs_core_free(Core *h) {
         free(L->off); free(L->len); free(L->pool); free(L->rows); free(L->has_exit);
         free(L->has_end); free(L->selfloop); free(L->htab); free(L->cl_off); free(L->cl_len);
         free(L->cl_pool); free(L->trunc); free(L->seen); free(L->ccut); free(L->uni); free(L->uni_t);
+        free(L->pclosed); free(L->sexact);
     }
-    free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
+    free(h->nstamp); free(h->nloop); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
     free(h->pairs);
-    free(h->ready); free(h->final); free(h->has_bytes); free(h->trans); free(h->dcut); free(h->call_off);
+    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->trans); free(h->dcut); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
     for (int64_t i = 0; i < h->smask_cap; i++) free(h->smask[i]);
     free(h->smask);
     free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->need); free(h->chain); free(h->fchain); free(h->relmet); free(h->succ);
-    free(h->pchain); free(h->pflag);
+    free(h->pchain); free(h->pflag); free(h->pq);
     free(h);
 }
 
@@ -921,6 +959,57 @@ static int plain_chain(Core *h, Level *L, int32_t cid) {
     return 1;
 }
 
+#define PLAIN_CLOSED_MAX 128  /* configurations plain_closed explores at most */
+#define PLAIN_CLOSED_NFA 48   /* NFA states in the top frames of each one at most (a cell's cost
+                                 grows with them: a big alternation's are not worth exploring) */
+
+/* Whether every configuration that plain bytes lead cid to (cid itself included) is live: then
+   every plain token is accepted from cid, whatever configuration it ends in (an unanchored
+   pattern inside a string: the bytes move the match along, none can fail).  1 yes, 0 no (or more
+   than PLAIN_CLOSED_MAX configurations, or one too big), -1 on error.  At once yes when a stack's
+   top has an NFA state looping on every plain byte (it survives them all).  Explores breadth-first, one cell per byte
+   class met.  Memoized for every configuration explored: a yes holds for each of them; a no is
+   kept for each too (for cid's successors a cautious one: they only lose the shortcut), so a
+   configuration is explored by at most one search that fails, and later searches stop there. */
+static int plain_closed(Core *h, Level *L, int32_t cid) {
+    if (L->pclosed[cid] == 1 || L->pclosed[cid] == 2) return L->pclosed[cid] == 1;
+    for (int32_t q = 0; q < L->len[cid]; q++) {  /* a stack that plain bytes cannot kill */
+        const int32_t st = L->pool[L->off[cid] + q];
+        if (st > S_EXIT && h->ploop[h->sstate[st]]) { L->pclosed[cid] = 1; return 1; }
+    }
+    const uint64_t *sb = h->plain_set;
+    int64_t n = 0, i = 0;
+    int ok = 1;
+    if (grow((void **)&h->pq, &h->pq_cap, 1, 4)) return -1;
+    h->pq[n++] = cid;
+    L->pclosed[cid] = 3;
+    while (i < n && ok) {
+        const int32_t c = h->pq[i++];
+        if (!row_of(h, L, c)) return -1;
+        int64_t size = 0;
+        for (int32_t q = 0; q < L->len[c]; q++) {
+            const int32_t st = L->pool[L->off[c] + q];
+            if (st > S_EXIT) size += h->dset_len[h->sstate[st]];
+        }
+        if (size > PLAIN_CLOSED_NFA) { ok = 0; break; }
+        /* one byte per byte class of c that meets the plain bytes (see uniform_target) */
+        for (int b = (sb[0] & 1) ? 0 : bit_above(sb, 0); b < 256; b = bit_above(sb, bit_above(L->ccut + (int64_t)c * 4, b) - 1)) {
+            int32_t t = L->rows[c][b];
+            if (t == UNKNOWN && (t = cell(h, L, c, b)) < 0) return -1;
+            const uint8_t m = L->pclosed[t];  /* (cell() may have moved the level's arrays) */
+            if (m == 2) { ok = 0; break; }  /* dead, or known to reach a dead one */
+            if (m == 0) {
+                if (n == PLAIN_CLOSED_MAX || grow((void **)&h->pq, &h->pq_cap, n + 1, 4)) { ok = 0; break; }
+                h->pq[n++] = t;
+                L->pclosed[t] = 3;
+            }
+            if (bit_above(L->ccut + (int64_t)c * 4, b) >= 256) break;
+        }
+    }
+    for (int64_t j = 0; j < n; j++) L->pclosed[h->pq[j]] = ok ? 1 : 2;
+    return ok;
+}
+
 /* the verdict of a plain length: 1 accepted (live end), 2 context-dependent, 0 rejected */
 static inline int plain_kind(const Core *h, int32_t l) {
     return h->pchain[l] > 0 ? 1 : h->pflag[l] ? 2 : 0;
@@ -960,7 +1049,10 @@ static int plain_verdicts(Core *h, Level *L, uint32_t *acc, uint32_t *dep) {
    string's interior) is not walked: every token below it ends in that state; nor is a big
    subtree whose bytes all lead each state to one same next one (see build_chain); nor, when the
    plain bytes step alike all along (see plain_chain), are the plain tokens: they are taken by
-   length, and the walk skips every node whose tokens (at and below it) are all plain.
+   length, and the walk skips every node whose tokens (at and below it) are all plain.  Nor when
+   no plain bytes can lead to a dead end (see plain_closed): every plain token is accepted then,
+   but the configurations they end in are not listed among the successors (h->succ_partial; not
+   with h->no_closed set).
    Writes the accepted / dependent bits into acc / dep (zeroed by the caller; either may be NULL),
    and with `ends` (zeroed, [walkable tokens] by position in vocab.token_ids) the configuration
    each accepted token ends in.  *any_dep: some token is context-dependent.  With `only` (bit
@@ -980,10 +1072,21 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
     h->dst[0] = cid;
     h->dfl[0] = L->has_exit[cid];
     const uint8_t *pf = NULL;  /* the plain tokens are decided already: skip them */
+    h->succ_partial = 0;
     if (!ends && !only && h->plain_max > 0) {
-        const int ok = plain_chain(h, L, cid);
+        int ok = plain_chain(h, L, cid);
         if (ok < 0 || (ok && (v = plain_verdicts(h, L, acc, dep)) < 0)) return -1;
-        if (ok) { dep_any |= v; pf = h->plain_flags; }
+        if (ok) {
+            dep_any |= v;
+            pf = h->plain_flags;
+        } else if (!h->no_closed) {  /* the plain bytes step apart, but maybe never to a dead end */
+            if ((ok = plain_closed(h, L, cid)) < 0) return -1;
+            if (ok) {
+                if (acc) or_words(acc, h->plain_le + (int64_t)h->plain_max * h->words, h->words);
+                pf = h->plain_flags;
+                h->succ_partial = 1;
+            }
+        }
     }
     uint32_t ep = 0;
     if (only) {  /* mark the nodes on the paths from the root to the tokens asked about */
@@ -1044,20 +1147,30 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
 
 int64_t gs_num_masks(Core *h, int32_t lv) { return h->lv[lv].n_masks; }
 
-/* level lv's mask of configuration cid: one scan on first use, cached (0, or -1 on error) */
-static int level_mask(Core *h, int32_t lv, int32_t cid) {
+/* level lv's mask of configuration cid: one scan on first use, cached (0, or -1 on error); with
+   `exact`, its successors are all listed (a scan again if the cached one left some out) */
+static int level_mask(Core *h, int32_t lv, int32_t cid, int exact) {
     Level *L = &h->lv[lv];
-    if (L->macc[cid]) return 0;
+    if (L->macc[cid] && (L->sexact[cid] || !exact)) return 0;
+    if (L->macc[cid]) {  /* drop the cached mask: the same again, with every successor */
+        free(L->macc[cid]); free(L->mdep[cid]); free(L->msucc[cid]);
+        L->macc[cid] = L->mdep[cid] = NULL; L->msucc[cid] = NULL;
+        L->n_masks--;
+    }
     uint32_t *acc = calloc((size_t)h->words, 4), *dep = calloc((size_t)h->words, 4);
     if (!acc || !dep) { free(acc); free(dep); return -1; }
     int32_t any = 0;
+    h->no_closed = exact;
     const int64_t n = gs_scan(h, lv, cid, acc, dep, NULL, &any, NULL);
+    h->no_closed = 0;
+    const uint8_t partial = (uint8_t)h->succ_partial;
     int32_t *succ = n > 0 ? malloc((size_t)n * 4) : NULL;
     if (n < 0 || (n > 0 && !succ)) { free(acc); free(dep); free(succ); return -1; }
     if (n > 0) memcpy(succ, h->succ, (size_t)n * 4);
     L = &h->lv[lv];  /* (the level struct itself never moves; its arrays may have) */
     L->macc[cid] = acc; L->mdep[cid] = dep; L->msucc[cid] = succ; L->nsucc[cid] = (int32_t)n;
     L->many[cid] = (uint8_t)any;
+    L->sexact[cid] = !partial;
     L->n_masks++;
     return 0;
 }
@@ -1066,7 +1179,7 @@ static int level_mask(Core *h, int32_t lv, int32_t cid) {
    (room for cap; NULL: not wanted).  Returns the number of successors | any-dependent << 40, or
    -1 on error. */
 int64_t gs_level_mask(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, int32_t *succ, int64_t cap) {
-    if (level_mask(h, lv, cid)) return -1;
+    if (level_mask(h, lv, cid, succ != NULL)) return -1;
     Level *L = &h->lv[lv];
     memcpy(acc, L->macc[cid], (size_t)h->words * 4);
     memcpy(dep, L->mdep[cid], (size_t)h->words * 4);
@@ -1087,7 +1200,7 @@ static int any_bit(const uint32_t *w, int64_t n) {
 int64_t gs_stack_mask(Core *h, const int32_t *levels, int32_t n_levels, int32_t full, int32_t sid, uint32_t *out) {
     const int64_t W = h->words;
     int32_t c = gs_single(h, levels[0], sid);
-    if (c < 0 || level_mask(h, levels[0], c)) return -1;
+    if (c < 0 || level_mask(h, levels[0], c, 0)) return -1;
     Level *L = &h->lv[levels[0]];
     memcpy(out, L->macc[c], (size_t)W * 4);
     if (!L->many[c] || !any_bit(L->mdep[c], W)) return 0;

@@ -33,11 +33,17 @@ def _specs():
                               "c": {"type": "string", "pattern": "^[a-z]+-[0-9]$"},
                               "d": {"type": "array", "items": {"type": "array", "items": {
                                   "type": "array", "items": {"type": "string", "maxLength": 5}}}}}}
+    # patterns whose plain bytes step apart but never to a dead end (every plain token is taken
+    # without walking it): unanchored (a state loops on all of them), and anchored but closed
+    patterns = {"type": "object", "required": ["p", "q"], "additionalProperties": False,
+                "properties": {"p": {"type": "string", "pattern": "[0-9a-f]{4}-x"},
+                               "q": {"type": "string", "pattern": "^([^a]|a.)*$"}}}
     return [("schema", invoice), ("lark", sql), ("json_object", None),
-            ("regex", r"[a-z]+@[a-z]+\.(com|org)"), ("schema", strings)]
+            ("regex", r"[a-z]+@[a-z]+\.(com|org)"), ("schema", strings), ("schema", patterns)]
 
 
-@pytest.mark.parametrize("kind,spec", _specs(), ids=["invoice", "sql", "json_object", "regex", "strings"])
+@pytest.mark.parametrize("kind,spec", _specs(),
+                         ids=["invoice", "sql", "json_object", "regex", "strings", "patterns"])
 def test_native_and_python_automata_agree_on_random_paths(smollm2_vocab, kind, spec, monkeypatch):
     if native.load() is None:
         pytest.skip("native automaton unavailable here")
