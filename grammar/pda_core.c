@@ -78,7 +78,6 @@ typedef struct {
     const int32_t *nc_off, *nc;      /* calls: nc[2i .. 2i+1] = (rule, return state) */
     const uint8_t *nfa_final;        /* s is its rule's final state */
     uint32_t *nstamp; uint32_t nepoch;
-    uint8_t *nloop;                  /* per NFA state: 0 unknown, 1 loops on every plain byte, 2 not */
     int32_t *nbuf; int64_t nbuf_cap;
     /* the rule DFA, determinized lazily: a dstate is an epsilon-closed set of NFA states */
     int64_t nd, dcap;
@@ -86,8 +85,8 @@ typedef struct {
     int32_t *dset_pool; int64_t dset_n, dset_cap;
     int32_t *dtab; int64_t dhcap;
     uint8_t *ready, *final, *has_bytes;  /* ready: flags, classes and calls computed */
-    uint8_t *ploop;                  /* one of its NFA states loops on every plain byte (`.*` in a
-                                        string): no plain bytes can take its stack to a dead end */
+    uint8_t *ploop;                  /* plain_stable's memo: 0 unknown, 1 yes, 2 no */
+    int32_t *xs, *ys; int64_t xs_cap, ys_cap;  /* plain_stable's scratch */
     int32_t *trans;                  /* [dcap][256], T_UNKNOWN until a step needs it */
     uint64_t *dcut;                  /* [dcap][4]: bit x set where a byte class starts (x in
                                         1..255): bytes of one class step alike */
@@ -347,6 +346,7 @@ static int32_t dfa_intern_closure(Core *h, int64_t m) {
     h->dset_len[d] = (int32_t)k;
     h->dset_n += k;
     h->ready[d] = 0;
+    h->ploop[d] = 0;
     h->dtab[j] = (int32_t)d;
     return (int32_t)d;
 }
@@ -356,34 +356,14 @@ static int cmp_pair(const void *a, const void *b) {
     return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
 }
 
-/* NFA state x's edges back to itself cover every plain byte (memoized per state) */
-static int nfa_plain_loop(Core *h, int32_t x) {
-    if (h->nloop[x]) return h->nloop[x] == 1;
-    uint64_t self[4] = {0, 0, 0, 0};
-    for (int32_t e = h->eb_off[x]; e < h->eb_off[x + 1]; e++) {
-        if (h->eb[3 * e + 2] != x) continue;
-        for (int w = 0; w < 4; w++) {  /* the range lo..hi as bits of word w */
-            const int lo = h->eb[3 * e] > 64 * w ? h->eb[3 * e] - 64 * w : 0;
-            const int hi = h->eb[3 * e + 1] < 64 * w + 63 ? h->eb[3 * e + 1] - 64 * w : 63;
-            if (lo > hi) continue;
-            self[w] |= (hi == 63 ? ~0ULL : (1ULL << (hi + 1)) - 1) & ~((1ULL << lo) - 1);
-        }
-    }
-    const uint64_t *p = h->plain_set;
-    const int loop = !((p[0] & ~self[0]) | (p[1] & ~self[1]) | (p[2] & ~self[2]) | (p[3] & ~self[3]));
-    h->nloop[x] = loop ? 1 : 2;
-    return loop;
-}
-
 /* compute dstate d's flags, byte classes and calls (grouped by callee: one return dstate each) */
 static int dfa_make_ready(Core *h, int32_t d) {
     int64_t np = 0;
     uint8_t cut[257] = {0};
-    uint8_t fin = 0, hb = 0, loop = 0;
+    uint8_t fin = 0, hb = 0;
     for (int32_t i = 0; i < h->dset_len[d]; i++) {
         const int32_t x = h->dset_pool[h->dset_off[d] + i];
         fin |= h->nfa_final[x];
-        if (!loop) loop = nfa_plain_loop(h, x);
         for (int32_t e = h->eb_off[x]; e < h->eb_off[x + 1]; e++) {
             hb = 1;
             cut[h->eb[3 * e]] = 1;
@@ -404,7 +384,6 @@ static int dfa_make_ready(Core *h, int32_t d) {
     for (int b = 0; b < 256; b++) row[b] = T_UNKNOWN;
     h->final[d] = fin;
     h->has_bytes[d] = hb;
-    h->ploop[d] = loop;
     if (np > 1) qsort(h->pairs, (size_t)np, 8, cmp_pair);
     h->call_off[d] = h->calls_n;
     int32_t n_calls = 0;
@@ -672,7 +651,6 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->nfa_n = nfa_n; h->eb_off = eb_off; h->eb = eb; h->eps_off = eps_off; h->eps = eps;
     h->nc_off = nc_off; h->nc = nc; h->nfa_final = nfa_final;
     h->nstamp = calloc((size_t)(nfa_n ? nfa_n : 1), 4);
-    h->nloop = calloc((size_t)(nfa_n ? nfa_n : 1), 1);
     h->n_rules = n_rules;
     h->starts = malloc((size_t)(n_rules ? n_rules : 1) * 4);
     h->node = node; h->pre_sub = pre_sub;
@@ -692,7 +670,7 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->dst = malloc((size_t)(max_depth + 2) * 4);
     h->dfl = malloc((size_t)(max_depth + 2));
     h->drow = malloc((size_t)(max_depth + 2) * sizeof(int32_t *));
-    int ok = h->nstamp && h->nloop && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
+    int ok = h->nstamp && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
              && !rehash_stacks(h) && !grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4);
     for (int32_t r = 0; ok && r < n_rules; r++) {
         h->nbuf[0] = rule_start[r];
@@ -720,9 +698,9 @@ void gs_core_free(Core *h) {
         free(L->cl_pool); free(L->trunc); free(L->seen); free(L->ccut); free(L->uni); free(L->uni_t);
         free(L->pclosed); free(L->sexact);
     }
-    free(h->nstamp); free(h->nloop); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
+    free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
     free(h->pairs);
-    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->trans); free(h->dcut); free(h->call_off);
+    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->xs); free(h->ys); free(h->trans); free(h->dcut); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
     for (int64_t i = 0; i < h->smask_cap; i++) free(h->smask[i]);
@@ -959,6 +937,54 @@ static int plain_chain(Core *h, Level *L, int32_t cid) {
     return 1;
 }
 
+/* Whether a stack whose top is dstate d survives every string of plain bytes: d holds a set X of
+   NFA states that every plain byte leads back into from X's epsilon closure (the `.*` of an
+   unanchored pattern: its loop and the states it closes over).  X is found as a fixpoint, from
+   all of d, dropping each round the states some plain byte class does not lead back to; then
+   each step from a dstate holding X (epsilon-closed: it holds X's closure) holds X again, and
+   has plain bytes to read.  Memoized per dstate; 1 yes, 0 no, -1 on error. */
+static int plain_stable(Core *h, int32_t d) {
+    if (h->ploop[d]) return h->ploop[d] == 1;
+    const uint64_t *sb = h->plain_set;
+    int64_t nx = h->dset_len[d];
+    if (grow((void **)&h->xs, &h->xs_cap, nx + 1, 4) || grow((void **)&h->ys, &h->ys_cap, nx + 1, 4)) return -1;
+    memcpy(h->xs, h->dset_pool + h->dset_off[d], (size_t)nx * 4);
+    int32_t cur = d;  /* the dstate of X's closure */
+    int ok = 0;
+    for (int round = 0; round < 8 && nx > 0; round++) {
+        if (ensure_dfa(h, cur)) return -1;
+        int64_t ny = nx;
+        memcpy(h->ys, h->xs, (size_t)nx * 4);
+        const uint64_t *cut = h->dcut + (int64_t)cur * 4;
+        for (int b = (sb[0] & 1) ? 0 : bit_above(sb, 0); b < 256 && ny > 0; b = bit_above(sb, bit_above(cut, b) - 1)) {
+            const int32_t t = dfa_step(h, cur, b);
+            if (t == T_UNKNOWN) return -1;
+            if (t == DEAD) { ny = 0; break; }
+            /* ys &= dset(t), both sorted */
+            const int32_t *ts = h->dset_pool + h->dset_off[t];
+            const int32_t tn = h->dset_len[t];
+            int64_t k = 0;
+            for (int64_t a = 0, q = 0; a < ny && q < tn;) {
+                if (h->ys[a] < ts[q]) a++;
+                else if (h->ys[a] > ts[q]) q++;
+                else { h->ys[k++] = h->ys[a]; a++; q++; }
+            }
+            ny = k;
+            cut = h->dcut + (int64_t)cur * 4;  /* (dfa_step may have moved the DFA's arrays) */
+            if (bit_above(cut, b) >= 256) break;
+        }
+        if (ny == nx) { ok = 1; break; }  /* every state of X comes back: a fixpoint */
+        nx = ny;
+        if (!nx) break;
+        memcpy(h->xs, h->ys, (size_t)nx * 4);
+        if (grow((void **)&h->nbuf, &h->nbuf_cap, nx, 4)) return -1;
+        memcpy(h->nbuf, h->xs, (size_t)nx * 4);
+        if ((cur = dfa_intern_closure(h, nx)) < 0) return -1;
+    }
+    h->ploop[d] = ok ? 1 : 2;
+    return ok;
+}
+
 #define PLAIN_CLOSED_MAX 128  /* configurations plain_closed explores at most */
 #define PLAIN_CLOSED_NFA 48   /* NFA states in the top frames of each one at most (a cell's cost
                                  grows with them: a big alternation's are not worth exploring) */
@@ -966,8 +992,8 @@ static int plain_chain(Core *h, Level *L, int32_t cid) {
 /* Whether every configuration that plain bytes lead cid to (cid itself included) is live: then
    every plain token is accepted from cid, whatever configuration it ends in (an unanchored
    pattern inside a string: the bytes move the match along, none can fail).  1 yes, 0 no (or more
-   than PLAIN_CLOSED_MAX configurations, or one too big), -1 on error.  At once yes when a stack's
-   top has an NFA state looping on every plain byte (it survives them all).  Explores breadth-first, one cell per byte
+   than PLAIN_CLOSED_MAX configurations, or one too big), -1 on error.  At once yes when a stack
+   survives every plain string (see plain_stable).  Explores breadth-first, one cell per byte
    class met.  Memoized for every configuration explored: a yes holds for each of them; a no is
    kept for each too (for cid's successors a cautious one: they only lose the shortcut), so a
    configuration is explored by at most one search that fails, and later searches stop there. */
@@ -975,7 +1001,10 @@ static int plain_closed(Core *h, Level *L, int32_t cid) {
     if (L->pclosed[cid] == 1 || L->pclosed[cid] == 2) return L->pclosed[cid] == 1;
     for (int32_t q = 0; q < L->len[cid]; q++) {  /* a stack that plain bytes cannot kill */
         const int32_t st = L->pool[L->off[cid] + q];
-        if (st > S_EXIT && h->ploop[h->sstate[st]]) { L->pclosed[cid] = 1; return 1; }
+        if (st <= S_EXIT) continue;
+        const int stable = plain_stable(h, h->sstate[st]);
+        if (stable < 0) return -1;
+        if (stable) { L->pclosed[cid] = 1; return 1; }
     }
     const uint64_t *sb = h->plain_set;
     int64_t n = 0, i = 0;
