@@ -337,13 +337,16 @@ class GrammarMatcher:
     def fill_bitmask(self, row: np.ndarray) -> None:
         """Write the allowed tokens into one int32 row of shape [ceil(V/32)] (or wider)."""
         words = self.grammar.vocab.num_words
-        if row.shape[-1] < words:
-            raise ValueError(f"bitmask row has {row.shape[-1]} words, need {words}")
-        row[words:] = 0
+        width = row.shape[-1]
+        if width < words:
+            raise ValueError(f"bitmask row has {width} words, need {words}")
+        if width > words:
+            row[words:] = 0
+            row = row[:words]
         if self._terminated:
-            row[:words] = 0
+            row[:] = 0
             return
-        row[:words] = self.grammar.mask(self.config)
+        row[:] = self.grammar.mask(self.config)
 
     def accept_token(self, token_id: int) -> bool:
         """Advance by one token; False (and no state change) if the token is not allowed."""

@@ -13,7 +13,7 @@
      first time a stack with that top is closed or stepped, each transition (for its whole byte
      class) the first time a step needs it;
    - masks: a level's mask of a configuration (accepted / context-dependent bit words, one trie
-     scan, gs_scan) is cached here, and so is each full stack's final mask (gs_stack_mask,
+     scan, gs_scan) is cached here, and so is each full stack's final mask (stack_mask,
      gs_config_mask).
 
    Everything grows with the states met and is freed with the core (gs_core_free); the per-stack
@@ -55,7 +55,8 @@ typedef struct {
     int32_t *trunc; int64_t trunc_cap;                 /* stack node -> its k-truncation */
     uint32_t *seen; uint32_t seen_epoch;               /* successors met by the current walk */
     uint32_t **macc, **mdep;         /* [cap]: the cached mask (accepted, dependent bit words)
-                                        of a configuration, NULL until gs_level_mask */
+                                        of a configuration, NULL until gs_level_mask (mdep
+                                        stays NULL when no token is context-dependent) */
     int32_t **msucc; int32_t *nsucc; /* its successors (live end configurations) */
     uint8_t *many;                   /* some token is context-dependent */
     int64_t n_masks;
@@ -111,6 +112,9 @@ typedef struct {
     int64_t vocab_size, words;       /* tokens, 32-bit words of a mask */
     const uint8_t *tok_bytes; const int64_t *tok_off;  /* token t's bytes: [tok_off[t], [t + 1]) */
     uint32_t **smask; int64_t smask_cap, n_smask;  /* per stack node: its cached mask (words) */
+    uint8_t *smask_own;              /* [smask_cap]: the mask is its own copy (else it is the
+                                        first level's cached mask itself, freed with the level) */
+    uint32_t *sacc, *sdep;           /* level_mask's scratch words */
     uint32_t *need; uint32_t need_epoch;  /* a restricted walk's nodes on a path to a token */
     const int32_t *tok, *tok_pos;    /* tokens in preorder: ids, positions in vocab.token_ids */
     const int32_t *big_slot;         /* [N]: row of big_words of the tokens strictly below, or -1 */
@@ -664,13 +668,15 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->pchain = malloc((size_t)(plain_max + 1) * 4);
     h->pflag = malloc((size_t)(plain_max + 1));
     h->need = calloc((size_t)(n_nodes ? n_nodes : 1), 4);
+    h->sacc = malloc((size_t)(h->words ? h->words : 1) * 4);
+    h->sdep = malloc((size_t)(h->words ? h->words : 1) * 4);
     h->chain = malloc((size_t)(max_depth + 2) * 4);
     h->fchain = malloc((size_t)(max_depth + 2));
     h->relmet = calloc((size_t)(max_depth + 2), 1);
     h->dst = malloc((size_t)(max_depth + 2) * 4);
     h->dfl = malloc((size_t)(max_depth + 2));
     h->drow = malloc((size_t)(max_depth + 2) * sizeof(int32_t *));
-    int ok = h->nstamp && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
+    int ok = h->nstamp && h->sacc && h->sdep && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
              && !rehash_stacks(h) && !grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4);
     for (int32_t r = 0; ok && r < n_rules; r++) {
         h->nbuf[0] = rule_start[r];
@@ -703,8 +709,8 @@ void gs_core_free(Core *h) {
     free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->xs); free(h->ys); free(h->trans); free(h->dcut); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
-    for (int64_t i = 0; i < h->smask_cap; i++) free(h->smask[i]);
-    free(h->smask);
+    for (int64_t i = 0; i < h->smask_cap; i++) if (h->smask_own[i]) free(h->smask[i]);
+    free(h->smask); free(h->smask_own); free(h->sacc); free(h->sdep);
     free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->need); free(h->chain); free(h->fchain); free(h->relmet); free(h->succ);
     free(h->pchain); free(h->pflag); free(h->pq);
     free(h);
@@ -1181,26 +1187,36 @@ int64_t gs_num_masks(Core *h, int32_t lv) { return h->lv[lv].n_masks; }
 static int level_mask(Core *h, int32_t lv, int32_t cid, int exact) {
     Level *L = &h->lv[lv];
     if (L->macc[cid] && (L->sexact[cid] || !exact)) return 0;
-    if (L->macc[cid]) {  /* drop the cached mask: the same again, with every successor */
-        free(L->macc[cid]); free(L->mdep[cid]); free(L->msucc[cid]);
-        L->macc[cid] = L->mdep[cid] = NULL; L->msucc[cid] = NULL;
-        L->n_masks--;
-    }
-    uint32_t *acc = calloc((size_t)h->words, 4), *dep = calloc((size_t)h->words, 4);
-    if (!acc || !dep) { free(acc); free(dep); return -1; }
+    const int64_t W = h->words;
+    /* the scan writes scratch words; the cache keeps a copy of the accepted ones, and of the
+       dependent ones only when there are some.  A rescan for the successors finds the same mask:
+       it is written over the cached one in place (stack masks may point at it) */
+    memset(h->sacc, 0, (size_t)W * 4);
+    memset(h->sdep, 0, (size_t)W * 4);
     int32_t any = 0;
     h->no_closed = exact;
-    const int64_t n = gs_scan(h, lv, cid, acc, dep, NULL, &any, NULL);
+    const int64_t n = gs_scan(h, lv, cid, h->sacc, h->sdep, NULL, &any, NULL);
     h->no_closed = 0;
+    if (n < 0) return -1;
     const uint8_t partial = (uint8_t)h->succ_partial;
-    int32_t *succ = n > 0 ? malloc((size_t)n * 4) : NULL;
-    if (n < 0 || (n > 0 && !succ)) { free(acc); free(dep); free(succ); return -1; }
-    if (n > 0) memcpy(succ, h->succ, (size_t)n * 4);
     L = &h->lv[lv];  /* (the level struct itself never moves; its arrays may have) */
+    int32_t *succ = n > 0 ? malloc((size_t)n * 4) : NULL;
+    uint32_t *acc = L->macc[cid] ? L->macc[cid] : malloc((size_t)W * 4);
+    uint32_t *dep = any ? (L->mdep[cid] ? L->mdep[cid] : malloc((size_t)W * 4)) : NULL;
+    if ((n > 0 && !succ) || !acc || (any && !dep)) {
+        free(succ);
+        if (acc != L->macc[cid]) free(acc);
+        if (dep != L->mdep[cid]) free(dep);
+        return -1;
+    }
+    if (n > 0) memcpy(succ, h->succ, (size_t)n * 4);
+    memcpy(acc, h->sacc, (size_t)W * 4);
+    if (dep) memcpy(dep, h->sdep, (size_t)W * 4);
+    if (!L->macc[cid]) L->n_masks++;
+    free(L->msucc[cid]);
     L->macc[cid] = acc; L->mdep[cid] = dep; L->msucc[cid] = succ; L->nsucc[cid] = (int32_t)n;
     L->many[cid] = (uint8_t)any;
     L->sexact[cid] = !partial;
-    L->n_masks++;
     return 0;
 }
 
@@ -1211,7 +1227,8 @@ int64_t gs_level_mask(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t 
     if (level_mask(h, lv, cid, succ != NULL)) return -1;
     Level *L = &h->lv[lv];
     memcpy(acc, L->macc[cid], (size_t)h->words * 4);
-    memcpy(dep, L->mdep[cid], (size_t)h->words * 4);
+    if (L->mdep[cid]) memcpy(dep, L->mdep[cid], (size_t)h->words * 4);
+    else memset(dep, 0, (size_t)h->words * 4);
     const int64_t n = L->nsucc[cid];
     if (succ) memcpy(succ, L->msucc[cid], (size_t)(n < cap ? n : cap) * 4);
     return n | ((int64_t)L->many[cid] << 40);
@@ -1222,20 +1239,26 @@ static int any_bit(const uint32_t *w, int64_t n) {
     return 0;
 }
 
-/* The tokens allowed from one full stack `sid` (a stack of a configuration of level `full`) into
-   out (words): the first level's cached mask decides most tokens; each deeper level (levels[1..n))
-   walks only the trie paths to the tokens still context-dependent; past the last one the few
-   left are stepped exactly, byte by byte, from the lone stack.  0, or -1 on error. */
-int64_t gs_stack_mask(Core *h, const int32_t *levels, int32_t n_levels, int32_t full, int32_t sid, uint32_t *out) {
+/* The tokens allowed from one full stack `sid` (a stack of a configuration of level `full`) as
+   words in *res: the first level's cached mask decides most tokens (and is the answer itself,
+   *owned = 0, when none is context-dependent); each deeper level (levels[1..n)) walks only the
+   trie paths to the tokens still context-dependent; past the last one the few left are stepped
+   exactly, byte by byte, from the lone stack (*res is then a new buffer, *owned = 1).  0, or -1
+   on error. */
+static int64_t stack_mask(Core *h, const int32_t *levels, int32_t n_levels, int32_t full, int32_t sid,
+                          uint32_t **res, uint8_t *owned) {
     const int64_t W = h->words;
     int32_t c = gs_single(h, levels[0], sid);
     if (c < 0 || level_mask(h, levels[0], c, 0)) return -1;
     Level *L = &h->lv[levels[0]];
-    memcpy(out, L->macc[c], (size_t)W * 4);
-    if (!L->many[c] || !any_bit(L->mdep[c], W)) return 0;
+    *res = L->macc[c];
+    *owned = 0;
+    if (!L->many[c]) return 0;
+    uint32_t *out = malloc((size_t)W * 4);
     uint32_t *pending = malloc((size_t)W * 4), *acc = malloc((size_t)W * 4), *dep = malloc((size_t)W * 4);
     int rc = -1;
-    if (!pending || !acc || !dep) goto done;
+    if (!out || !pending || !acc || !dep) goto done;
+    memcpy(out, L->macc[c], (size_t)W * 4);
     memcpy(pending, L->mdep[c], (size_t)W * 4);
     int any = 1;
     for (int32_t li = 1; li < n_levels && any; li++) {
@@ -1266,13 +1289,15 @@ int64_t gs_stack_mask(Core *h, const int32_t *levels, int32_t n_levels, int32_t 
     rc = 0;
 done:
     free(pending); free(acc); free(dep);
+    if (rc) free(out);
+    else { *res = out; *owned = 1; }
     return rc;
 }
 
 #define STACK_MASKS 8192  /* stack masks kept per grammar (all dropped when full: a cheap bound) */
 
 /* The tokens allowed from full configuration `cid` of level `full` into out (words): EOS words
-   (eos) when it can end, | each stack's mask (gs_stack_mask, cached per stack).  0, or -1. */
+   (eos) when it can end, | each stack's mask (stack_mask, cached per stack).  0, or -1. */
 int64_t gs_config_mask(Core *h, const int32_t *levels, int32_t n_levels, int32_t full, int32_t cid,
                        const uint32_t *eos, uint32_t *out) {
     Level *F = &h->lv[full];
@@ -1284,20 +1309,30 @@ int64_t gs_config_mask(Core *h, const int32_t *levels, int32_t n_levels, int32_t
         const int32_t s = h->lv[full].pool[h->lv[full].off[cid] + i];
         if (s <= S_EXIT) continue;  /* END: the EOS words above */
         if (s >= h->smask_cap) {
-            int64_t c0 = h->smask_cap;
-            if (grow((void **)&h->smask, &h->smask_cap, (int64_t)s + 1, sizeof(uint32_t *))) return -1;
-            memset(h->smask + c0, 0, (size_t)(h->smask_cap - c0) * sizeof(uint32_t *));
+            int64_t c0 = h->smask_cap, cap = c0;
+            if (grow((void **)&h->smask, &cap, (int64_t)s + 1, sizeof(uint32_t *))) return -1;
+            cap = c0;
+            if (grow((void **)&h->smask_own, &cap, (int64_t)s + 1, 1)) return -1;
+            memset(h->smask + c0, 0, (size_t)(cap - c0) * sizeof(uint32_t *));
+            memset(h->smask_own + c0, 0, (size_t)(cap - c0));
+            h->smask_cap = cap;
         }
         uint32_t *m = h->smask[s];
         if (!m) {
             if (h->n_smask >= STACK_MASKS) {
-                for (int64_t j = 0; j < h->smask_cap; j++) { free(h->smask[j]); h->smask[j] = NULL; }
+                for (int64_t j = 0; j < h->smask_cap; j++) {
+                    if (h->smask_own[j]) free(h->smask[j]);
+                    h->smask[j] = NULL;
+                    h->smask_own[j] = 0;
+                }
                 h->n_smask = 0;
             }
-            if (!(m = malloc((size_t)W * 4))) return -1;
-            if (gs_stack_mask(h, levels, n_levels, full, s, m)) { free(m); return -1; }
+            uint8_t own = 0;
+            if (stack_mask(h, levels, n_levels, full, s, &m, &own)) return -1;
             h->smask[s] = m;
+            h->smask_own[s] = own;
             h->n_smask++;
+            F = &h->lv[full];
         }
         for (int64_t j = 0; j < W; j++) out[j] |= m[j];
     }
