@@ -87,7 +87,7 @@ typedef struct {
     int32_t *dtab; int64_t dhcap;
     uint8_t *ready, *final, *has_bytes;  /* ready: flags, classes and calls computed */
     uint8_t *ploop;                  /* plain_stable's memo: 0 unknown, 1 yes, 2 no */
-    int32_t *xs, *ys; int64_t xs_cap, ys_cap;  /* plain_stable's scratch */
+    uint8_t *nstable;                /* nfa_plain_stable's memo per NFA state: 0 unknown, 1, 2 */
     int32_t *trans;                  /* [dcap][256], T_UNKNOWN until a step needs it */
     uint64_t *dcut;                  /* [dcap][4]: bit x set where a byte class starts (x in
                                         1..255): bytes of one class step alike */
@@ -655,6 +655,7 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->nfa_n = nfa_n; h->eb_off = eb_off; h->eb = eb; h->eps_off = eps_off; h->eps = eps;
     h->nc_off = nc_off; h->nc = nc; h->nfa_final = nfa_final;
     h->nstamp = calloc((size_t)(nfa_n ? nfa_n : 1), 4);
+    h->nstable = calloc((size_t)(nfa_n ? nfa_n : 1), 1);
     h->n_rules = n_rules;
     h->starts = malloc((size_t)(n_rules ? n_rules : 1) * 4);
     h->node = node; h->pre_sub = pre_sub;
@@ -676,7 +677,7 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->dst = malloc((size_t)(max_depth + 2) * 4);
     h->dfl = malloc((size_t)(max_depth + 2));
     h->drow = malloc((size_t)(max_depth + 2) * sizeof(int32_t *));
-    int ok = h->nstamp && h->sacc && h->sdep && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
+    int ok = h->nstamp && h->nstable && h->sacc && h->sdep && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
              && !rehash_stacks(h) && !grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4);
     for (int32_t r = 0; ok && r < n_rules; r++) {
         h->nbuf[0] = rule_start[r];
@@ -706,7 +707,7 @@ void gs_core_free(Core *h) {
     }
     free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
     free(h->pairs);
-    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->xs); free(h->ys); free(h->trans); free(h->dcut); free(h->call_off);
+    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->nstable); free(h->trans); free(h->dcut); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
     for (int64_t i = 0; i < h->smask_cap; i++) if (h->smask_own[i]) free(h->smask[i]);
@@ -943,55 +944,68 @@ static int plain_chain(Core *h, Level *L, int32_t cid) {
     return 1;
 }
 
-/* Whether a stack whose top is dstate d survives every string of plain bytes: d holds a set X of
-   NFA states that every plain byte leads back into from X's epsilon closure (the `.*` of an
-   unanchored pattern: its loop and the states it closes over).  X is found as a fixpoint, from
-   all of d, dropping each round the states some plain byte class does not lead back to; then
-   each step from a dstate holding X (epsilon-closed: it holds X's closure) holds X again, and
-   has plain bytes to read.  Memoized per dstate; 1 yes, 0 no, -1 on error. */
+/* Whether NFA state x survives every plain byte from its own epsilon closure D: each plain
+   byte b either steps D to a dstate holding x again, or is read whole by a rule D calls (its
+   start steps b to a final dstate) whose return dstate holds x.  Then a stack whose top holds
+   x (so its closure D: dstates are epsilon-closed) keeps a stack whose top holds x after any
+   plain byte, and so after any plain string: the loop of `.*` in an unanchored pattern, inline
+   or calling a character rule per character (a JSON string body).  Memoized per NFA state. */
+static int nfa_plain_stable(Core *h, int32_t x) {
+    if (h->nstable[x]) return h->nstable[x] == 1;
+    if (grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4)) return -1;
+    h->nbuf[0] = x;
+    const int32_t dx = dfa_intern_closure(h, 1);
+    if (dx < 0 || ensure_dfa(h, dx)) return -1;
+    const uint64_t *sb = h->plain_set;
+    int ok = 1;
+    for (int b = 0; b < 256 && ok; b++) {
+        if (!(sb[b >> 6] >> (b & 63) & 1)) continue;
+        const int32_t t = dfa_step(h, dx, b);
+        if (t == T_UNKNOWN) return -1;
+        int found = 0;
+        if (t != DEAD) {  /* x in dset(t)? (sorted) */
+            const int32_t *ts = h->dset_pool + h->dset_off[t];
+            for (int32_t lo = 0, hi = h->dset_len[t] - 1; lo <= hi && !found;) {
+                const int32_t mid = (lo + hi) / 2;
+                if (ts[mid] == x) found = 1;
+                else if (ts[mid] < x) lo = mid + 1;
+                else hi = mid - 1;
+            }
+        }
+        for (int32_t q = 0; q < h->call_n[dx] && !found; q++) {  /* a call that reads b whole */
+            const int64_t o = h->call_off[dx] + 2 * (int64_t)q;
+            const int32_t rule = h->calls[o], ret = h->calls[o + 1], st = h->starts[rule];
+            if (ensure_dfa(h, st)) return -1;
+            const int32_t u = dfa_step(h, st, b);
+            if (u == T_UNKNOWN) return -1;
+            if (u == DEAD || !h->final[u]) continue;
+            const int32_t *rs = h->dset_pool + h->dset_off[ret];
+            for (int32_t k = 0; k < h->dset_len[ret] && !found; k++) found = rs[k] == x;
+        }
+        ok = found;
+    }
+    h->nstable[x] = ok ? 1 : 2;
+    return ok;
+}
+
+#define STABLE_TRIES 64  /* NFA states of a dstate tried at most (a big alternation has 100s) */
+
+/* Whether a stack whose top is dstate d survives every plain string: one of d's NFA states does
+   (nfa_plain_stable).  Memoized per dstate; 1 yes, 0 no, -1 on error. */
 static int plain_stable(Core *h, int32_t d) {
     if (h->ploop[d]) return h->ploop[d] == 1;
-    const uint64_t *sb = h->plain_set;
-    int64_t nx = h->dset_len[d];
-    if (grow((void **)&h->xs, &h->xs_cap, nx + 1, 4) || grow((void **)&h->ys, &h->ys_cap, nx + 1, 4)) return -1;
-    memcpy(h->xs, h->dset_pool + h->dset_off[d], (size_t)nx * 4);
-    int32_t cur = d;  /* the dstate of X's closure */
     int ok = 0;
-    for (int round = 0; round < 8 && nx > 0; round++) {
-        if (ensure_dfa(h, cur)) return -1;
-        int64_t ny = nx;
-        memcpy(h->ys, h->xs, (size_t)nx * 4);
-        const uint64_t *cut = h->dcut + (int64_t)cur * 4;
-        for (int b = (sb[0] & 1) ? 0 : bit_above(sb, 0); b < 256 && ny > 0; b = bit_above(sb, bit_above(cut, b) - 1)) {
-            const int32_t t = dfa_step(h, cur, b);
-            if (t == T_UNKNOWN) return -1;
-            if (t == DEAD) { ny = 0; break; }
-            /* ys &= dset(t), both sorted */
-            const int32_t *ts = h->dset_pool + h->dset_off[t];
-            const int32_t tn = h->dset_len[t];
-            int64_t k = 0;
-            for (int64_t a = 0, q = 0; a < ny && q < tn;) {
-                if (h->ys[a] < ts[q]) a++;
-                else if (h->ys[a] > ts[q]) q++;
-                else { h->ys[k++] = h->ys[a]; a++; q++; }
-            }
-            ny = k;
-            cut = h->dcut + (int64_t)cur * 4;  /* (dfa_step may have moved the DFA's arrays) */
-            if (bit_above(cut, b) >= 256) break;
-        }
-        if (ny == nx) { ok = 1; break; }  /* every state of X comes back: a fixpoint */
-        nx = ny;
-        if (!nx) break;
-        memcpy(h->xs, h->ys, (size_t)nx * 4);
-        if (grow((void **)&h->nbuf, &h->nbuf_cap, nx, 4)) return -1;
-        memcpy(h->nbuf, h->xs, (size_t)nx * 4);
-        if ((cur = dfa_intern_closure(h, nx)) < 0) return -1;
+    const int32_t n = h->dset_len[d] < STABLE_TRIES ? h->dset_len[d] : STABLE_TRIES;
+    for (int32_t i = 0; i < n && !ok; i++) {
+        const int r = nfa_plain_stable(h, h->dset_pool[h->dset_off[d] + i]);
+        if (r < 0) return -1;
+        ok = r;
     }
     h->ploop[d] = ok ? 1 : 2;
     return ok;
 }
 
-#define PLAIN_CLOSED_MAX 128  /* configurations plain_closed explores at most */
+#define PLAIN_CLOSED_MAX 16  /* configurations plain_closed explores at most */
 #define PLAIN_CLOSED_NFA 48   /* NFA states in the top frames of each one at most (a cell's cost
                                  grows with them: a big alternation's are not worth exploring) */
 

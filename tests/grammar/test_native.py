@@ -35,9 +35,10 @@ def _specs():
                                   "type": "array", "items": {"type": "string", "maxLength": 5}}}}}}
     # patterns whose plain bytes step apart but never to a dead end (every plain token is taken
     # without walking it): unanchored (a state loops on all of them), and anchored but closed
-    patterns = {"type": "object", "required": ["p", "q"], "additionalProperties": False,
+    patterns = {"type": "object", "required": ["p", "q"],  # (other keys allowed: free key names)
                 "properties": {"p": {"type": "string", "pattern": "[0-9a-f]{4}-x"},
-                               "q": {"type": "string", "pattern": "^([^a]|a.)*$"}}}
+                               "q": {"type": "string", "pattern": "^([^a]|a.)*$"},
+                               "r": {"type": "string"}}}
     return [("schema", invoice), ("lark", sql), ("json_object", None),
             ("regex", r"[a-z]+@[a-z]+\.(com|org)"), ("schema", strings), ("schema", patterns)]
 
