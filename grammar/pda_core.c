@@ -363,15 +363,16 @@ static int cmp_pair(const void *a, const void *b) {
 /* compute dstate d's flags, byte classes and calls (grouped by callee: one return dstate each) */
 static int dfa_make_ready(Core *h, int32_t d) {
     int64_t np = 0;
-    uint8_t cut[257] = {0};
+    uint64_t cut[5] = {0, 0, 0, 0, 0};  /* bit x: a byte class starts at x (x = 256: past the end) */
     uint8_t fin = 0, hb = 0;
     for (int32_t i = 0; i < h->dset_len[d]; i++) {
         const int32_t x = h->dset_pool[h->dset_off[d] + i];
         fin |= h->nfa_final[x];
         for (int32_t e = h->eb_off[x]; e < h->eb_off[x + 1]; e++) {
             hb = 1;
-            cut[h->eb[3 * e]] = 1;
-            cut[h->eb[3 * e + 1] + 1] = 1;
+            const int lo = h->eb[3 * e], hi1 = h->eb[3 * e + 1] + 1;
+            cut[lo >> 6] |= 1ULL << (lo & 63);
+            cut[hi1 >> 6] |= 1ULL << (hi1 & 63);
         }
         const int32_t lo = h->nc_off[x], hi = h->nc_off[x + 1];
         if (grow((void **)&h->pairs, &h->pairs_cap, 2 * (np + hi - lo), 4)) return -1;
@@ -383,8 +384,8 @@ static int dfa_make_ready(Core *h, int32_t d) {
     }
     int32_t *row = h->trans + (int64_t)d * 256;
     uint64_t *dc = h->dcut + (int64_t)d * 4;  /* byte classes: the runs between two cuts */
-    dc[0] = dc[1] = dc[2] = dc[3] = 0;
-    for (int b = 1; b < 256; b++) if (cut[b]) dc[b >> 6] |= 1ULL << (b & 63);
+    dc[0] = cut[0] & ~1ULL;  /* (a cut at 0 or 256 splits nothing) */
+    dc[1] = cut[1]; dc[2] = cut[2]; dc[3] = cut[3];
     for (int b = 0; b < 256; b++) row[b] = T_UNKNOWN;
     h->final[d] = fin;
     h->has_bytes[d] = hb;
@@ -582,7 +583,8 @@ static int32_t *row_of(Core *h, Level *L, int32_t c) {
     if (row) return row;
     row = malloc(256 * 4);
     if (!row) return NULL;
-    for (int i = 0; i < 256; i++) row[i] = c == 0 ? 0 : UNKNOWN;
+    const int32_t init = c == 0 ? 0 : UNKNOWN;
+    for (int i = 0; i < 256; i++) row[i] = init;
     uint64_t cut[4] = {0, 0, 0, 0};
     for (int32_t i = 0; i < L->len[c]; i++) {
         const int32_t s = L->pool[L->off[c] + i];
@@ -623,10 +625,13 @@ static int32_t cell(Core *h, Level *L, int32_t c, int b) {
     /* every byte between the same two class cuts as b steps alike from every top state */
     const uint64_t *cut = L->ccut + (int64_t)c * 4;
     const int lo = bit_at_or_below(cut, b), hi = bit_above(cut, b);
-    uint64_t *loop = L->selfloop + (int64_t)c * 4;
-    for (int b2 = lo; b2 < hi; b2++) {
-        row[b2] = nid;
-        if (nid == c) loop[b2 >> 6] |= 1ULL << (b2 & 63);
+    for (int b2 = lo; b2 < hi; b2++) row[b2] = nid;
+    if (nid == c) {  /* the bytes lo .. hi - 1 loop */
+        uint64_t *loop = L->selfloop + (int64_t)c * 4;
+        for (int w = lo >> 6; w <= (hi - 1) >> 6; w++) {
+            const int a = w == lo >> 6 ? lo & 63 : 0, z = w == (hi - 1) >> 6 ? (hi - 1) & 63 : 63;
+            loop[w] |= (z == 63 ? ~0ULL : (1ULL << (z + 1)) - 1) & ~((1ULL << a) - 1);
+        }
     }
     return nid;
 }
@@ -1150,6 +1155,7 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
     }
     for (int64_t i = 1; i < n;) {
         const Node x = nd[i];
+        __builtin_prefetch(nd + i + x.size);  /* where a skip of this subtree lands */
         if (only && h->need[i] != ep) { i += x.size; continue; }  /* none of the tokens below */
         if (pf && (pf[i] & 1)) { i += x.size; continue; }  /* plain tokens only */
         const int32_t d = x.depth;
