@@ -87,8 +87,6 @@ typedef struct {
     int32_t *dtab; int64_t dhcap;
     uint8_t *ready, *final, *has_bytes;  /* ready: flags, classes and calls computed */
     uint8_t *ploop;                  /* plain_stable's memo: 0 unknown, 1 yes, 2 no */
-    uint64_t *dloop; uint8_t *dloop_ok;  /* [dcap][4]: the bytes stepping a dstate to itself,
-                                        computed (dloop_ok) when a simple-mode walk asks */
     uint8_t *nstable;                /* nfa_plain_stable's memo per NFA state: 0 unknown, 1, 2 */
     int32_t *trans;                  /* [dcap][256], T_UNKNOWN until a step needs it */
     uint64_t *dcut;                  /* [dcap][4]: bit x set where a byte class starts (x in
@@ -133,8 +131,6 @@ typedef struct {
     int succ_partial;                /* the last scan took plain tokens without their ends */
     int64_t n_nodes;
     int32_t *dst; uint8_t *dfl;      /* the walk's state per depth, its children's flag */
-    int32_t *dsim, *dpar;            /* per depth, in simple mode: the lone stack's top DFA state
-                                        and its parent stack node (dsim -1: configuration mode) */
     int32_t **drow;                  /* the walk's table row per depth */
     int32_t *chain; uint8_t *fchain; /* a chain skip's state and flag per depth below its node */
     uint8_t *relmet;                 /* chain_verdicts' scratch per depth (all zero between calls) */
@@ -341,8 +337,6 @@ static int32_t dfa_intern_closure(Core *h, int64_t m) {
         cap = c0; if (grow((void **)&h->final, &cap, need, 1)) return -1;
         cap = c0; if (grow((void **)&h->has_bytes, &cap, need, 1)) return -1;
         cap = c0; if (grow((void **)&h->ploop, &cap, need, 1)) return -1;
-        cap = c0; if (grow((void **)&h->dloop, &cap, need, 32)) return -1;
-        cap = c0; if (grow((void **)&h->dloop_ok, &cap, need, 1)) return -1;
         cap = c0; if (grow((void **)&h->trans, &cap, need, 256 * 4)) return -1;
         cap = c0; if (grow((void **)&h->dcut, &cap, need, 32)) return -1;
         cap = c0; if (grow((void **)&h->call_off, &cap, need, 8)) return -1;
@@ -357,7 +351,6 @@ static int32_t dfa_intern_closure(Core *h, int64_t m) {
     h->dset_n += k;
     h->ready[d] = 0;
     h->ploop[d] = 0;
-    h->dloop_ok[d] = 0;
     h->dtab[j] = (int32_t)d;
     return (int32_t)d;
 }
@@ -687,11 +680,9 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->fchain = malloc((size_t)(max_depth + 2));
     h->relmet = calloc((size_t)(max_depth + 2), 1);
     h->dst = malloc((size_t)(max_depth + 2) * 4);
-    h->dsim = malloc((size_t)(max_depth + 2) * 4);
-    h->dpar = malloc((size_t)(max_depth + 2) * 4);
     h->dfl = malloc((size_t)(max_depth + 2));
     h->drow = malloc((size_t)(max_depth + 2) * sizeof(int32_t *));
-    int ok = h->nstamp && h->dsim && h->dpar && h->nstable && h->sacc && h->sdep && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
+    int ok = h->nstamp && h->nstable && h->sacc && h->sdep && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
              && !rehash_stacks(h) && !grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4);
     for (int32_t r = 0; ok && r < n_rules; r++) {
         h->nbuf[0] = rule_start[r];
@@ -721,12 +712,12 @@ void gs_core_free(Core *h) {
     }
     free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
     free(h->pairs);
-    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->nstable); free(h->dloop); free(h->dloop_ok); free(h->trans); free(h->dcut); free(h->call_off);
+    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->nstable); free(h->trans); free(h->dcut); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
     for (int64_t i = 0; i < h->smask_cap; i++) if (h->smask_own[i]) free(h->smask[i]);
     free(h->smask); free(h->smask_own); free(h->sacc); free(h->sdep);
-    free(h->todo); free(h->dst); free(h->dsim); free(h->dpar); free(h->dfl); free(h->drow); free(h->need); free(h->chain); free(h->fchain); free(h->relmet); free(h->succ);
+    free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->need); free(h->chain); free(h->fchain); free(h->relmet); free(h->succ);
     free(h->pchain); free(h->pflag); free(h->pq);
     free(h);
 }
@@ -1103,30 +1094,6 @@ static int plain_verdicts(Core *h, Level *L, uint32_t *acc, uint32_t *dep) {
     return any;
 }
 
-/* A simple DFA state: bytes to read, no calls, not final.  A stack with a simple top is closed
-   as it is, and a configuration of that one stack steps as its top does: the walk then follows
-   the rule DFA's own (shared) transitions, without a configuration per trie node (see gs_scan). */
-static inline int is_simple(Core *h, int32_t d) {
-    return h->has_bytes[d] && !h->call_n[d] && !h->final[d];
-}
-
-/* the bytes that step dstate d (ready) back to itself (computed once, one step per byte class) */
-static const uint64_t *dfa_loop(Core *h, int32_t d) {
-    if (!h->dloop_ok[d]) {
-        uint64_t lp[4] = {0, 0, 0, 0};
-        for (int b = 0; b < 256;) {
-            const int hi = bit_above(h->dcut + (int64_t)d * 4, b);
-            const int32_t t = dfa_step(h, d, b);
-            if (t == T_UNKNOWN) return NULL;
-            if (t == d) for (int x = b; x < hi; x++) lp[x >> 6] |= 1ULL << (x & 63);
-            b = hi;
-        }
-        memcpy(h->dloop + (int64_t)d * 4, lp, 32);
-        h->dloop_ok[d] = 1;
-    }
-    return h->dloop + (int64_t)d * 4;
-}
-
 /* Walk the vocabulary trie from configuration cid: one front-to-back scan of the preorder
    layout, jumping over the subtree of every node whose state is dead (and flag unset), filling
    the table cells it needs as it goes.  A node's state is T[its parent's state][its byte], its
@@ -1139,10 +1106,7 @@ static const uint64_t *dfa_loop(Core *h, int32_t d) {
    length, and the walk skips every node whose tokens (at and below it) are all plain.  Nor when
    no plain bytes can lead to a dead end (see plain_closed): every plain token is accepted then,
    but the configurations they end in are not listed among the successors (h->succ_partial; not
-   with h->no_closed set).  Below a node whose configuration is one stack with a simple top (see
-   is_simple: inside a literal, a key name), the walk steps that top through the rule DFA until
-   a state that calls or can return, so no configuration is made for the nodes in between (their
-   tokens' end configurations are then not listed among the successors either).
+   with h->no_closed set).
    Writes the accepted / dependent bits into acc / dep (zeroed by the caller; either may be NULL),
    and with `ends` (zeroed, [walkable tokens] by position in vocab.token_ids) the configuration
    each accepted token ends in.  *any_dep: some token is context-dependent.  With `only` (bit
@@ -1161,8 +1125,6 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
     if (!(drow[0] = row_of(h, L, cid))) return -1;
     h->dst[0] = cid;
     h->dfl[0] = L->has_exit[cid];
-    h->dsim[0] = -1;
-    const int simple_ok = !ends && !h->no_closed;
     const uint8_t *pf = NULL;  /* the plain tokens are decided already: skip them */
     h->succ_partial = 0;
     if (!ends && !only && h->plain_max > 0) {
@@ -1198,47 +1160,8 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
         if (pf && (pf[i] & 1)) { i += x.size; continue; }  /* plain tokens only */
         const int32_t d = x.depth;
         const uint8_t f = h->dfl[d - 1];  /* this node's flag */
-        int32_t ns;
-        const int32_t sd = h->dsim[d - 1];
-        if (sd >= 0) {  /* simple mode: the lone stack's top steps alone */
-            int32_t t = h->trans[(int64_t)sd * 256 + x.byte];
-            if (t == T_UNKNOWN && (t = dfa_step(h, sd, x.byte)) == T_UNKNOWN) return -1;
-            if (t == DEAD) {
-                ns = 0;
-            } else {
-                if (ensure_dfa(h, t)) return -1;
-                if (is_simple(h, t)) {  /* live, and still one stack [dpar, t] */
-                    const int32_t t_next = nd[i + 1].tlo;
-                    if (x.tlo != t_next && !(pf && (pf[i] & 2))) {
-                        if (acc) set_bits(acc, h->tok, x.tlo, t_next);
-                        h->succ_partial = 1;
-                    }
-                    if (x.size == 1) { i++; continue; }
-                    const uint64_t *lp = dfa_loop(h, t), *sb = h->pre_sub + i * 4;
-                    if (!lp) return -1;
-                    if (!((sb[0] & ~lp[0]) | (sb[1] & ~lp[1]) | (sb[2] & ~lp[2]) | (sb[3] & ~lp[3]))) {
-                        /* every byte below loops on t: every token below ends there */
-                        const int64_t a = t_next, b = nd[i + x.size].tlo;
-                        const uint32_t *w = below_words(h, i);
-                        if (acc && a < b) { if (w) or_words(acc, w, h->words); else set_bits(acc, h->tok, a, b); }
-                        if (a < b) h->succ_partial = 1;
-                        i += x.size;
-                        continue;
-                    }
-                    h->dsim[d] = t;
-                    h->dpar[d] = h->dpar[d - 1];
-                    h->dfl[d] = f;
-                    i++;
-                    continue;
-                }
-                /* it calls or can return: back to configurations, from the stack [dpar, t] */
-                int32_t one[1];
-                if ((one[0] = gs_push(h, h->dpar[d - 1], t)) < 0 || (ns = closure_union(h, L, one, 1)) < 0) return -1;
-            }
-        } else {
-            ns = drow[d - 1][x.byte];
-            if (__builtin_expect(ns == UNKNOWN, 0) && (ns = cell(h, L, h->dst[d - 1], x.byte)) < 0) return -1;
-        }
+        int32_t ns = drow[d - 1][x.byte];
+        if (__builtin_expect(ns == UNKNOWN, 0) && (ns = cell(h, L, h->dst[d - 1], x.byte)) < 0) return -1;
         if (ns == 0 && !f) { i += x.size; continue; }  /* dead: nothing below can live */
         const int32_t t_next = nd[i + 1].tlo;
         if (x.tlo != t_next && !(pf && (pf[i] & 2))) {
@@ -1263,20 +1186,11 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
                 continue;
             }
         }
-        h->dst[d] = ns;
-        h->dfl[d] = fc;
-        h->dsim[d] = -1;
-        if (simple_ok && ns > 0 && L->len[ns] == 1) {  /* one stack: maybe simple mode below */
-            const int32_t s1 = L->pool[L->off[ns]];
-            if (s1 > S_EXIT) {
-                const int32_t top = h->sstate[s1];
-                if (ensure_dfa(h, top)) return -1;
-                if (is_simple(h, top)) { h->dsim[d] = top; h->dpar[d] = h->sparent[s1]; i++; continue; }
-            }
-        }
         int32_t *row = L->rows[ns];
         if (!row && !(row = row_of(h, L, ns))) return -1;
         drow[d] = row;
+        h->dst[d] = ns;
+        h->dfl[d] = fc;
         i++;
     }
     *any_dep = dep_any;
