@@ -968,6 +968,7 @@ static int plain_chain(Core *h, Level *L, int32_t cid) {
         const int32_t c = h->pchain[l - 1];
         h->pflag[l] = h->pflag[l - 1] | L->has_exit[c];
         if (c == 0) { h->pchain[l] = 0; continue; }  /* dead stays dead */
+        if (l >= 2 && c == h->pchain[l - 2]) { h->pchain[l] = c; continue; }  /* a loop: c -> c */
         const int32_t t = uniform_target(h, L, c, h->plain_set);
         if (t < 0) return t == -1 ? -1 : 0;
         h->pchain[l] = t;
