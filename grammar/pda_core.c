@@ -247,6 +247,22 @@ static inline int bit_above(const uint64_t *v, int b) {
 }
 
 
+/* Walking a byte set sb one byte per byte class (classes: the runs between the cuts in `cut`):
+   for (b = first_byte(sb); b < 256; b = next_class_byte(sb, cut, b)) visits the first byte of sb
+   in each class that meets sb. */
+/* every byte of the set a is in the set b (256-bit sets) */
+static inline int subset4(const uint64_t *a, const uint64_t *b) {
+    return !((a[0] & ~b[0]) | (a[1] & ~b[1]) | (a[2] & ~b[2]) | (a[3] & ~b[3]));
+}
+
+static inline int first_byte(const uint64_t *sb) {
+    return (sb[0] & 1) ? 0 : bit_above(sb, 0);
+}
+
+static inline int next_class_byte(const uint64_t *sb, const uint64_t *cut, int b) {
+    return bit_above(sb, bit_above(cut, b) - 1);
+}
+
 static int cmp_i32(const void *a, const void *b) {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     return (x > y) - (x < y);
@@ -801,7 +817,7 @@ static inline int skippable(const uint64_t *selfloop, const uint64_t *sb, int32_
     const uint64_t *sl = selfloop + (int64_t)ns * 4;
     if (!(sl[0] | sl[1] | sl[2] | sl[3])) return 0;  /* loops on no byte (the usual case): the
                                                          subtree's byte set need not be read */
-    return !((sb[0] & ~sl[0]) | (sb[1] & ~sl[1]) | (sb[2] & ~sl[2]) | (sb[3] & ~sl[3]));
+    return subset4(sb, sl);
 }
 
 static inline void set_bits(uint32_t *bits, const int32_t *ids, int64_t lo, int64_t hi) {
@@ -875,18 +891,17 @@ static inline const uint32_t *below_words(const Core *h, int64_t r) {
    one per byte class met), -2 if they differ, -1 on error */
 static int32_t uniform_target(Core *h, Level *L, int32_t c, const uint64_t *sb) {
     uint64_t *u = L->uni + (int64_t)c * 4;
-    if (L->uni_t[c] != -3 && !((sb[0] & ~u[0]) | (sb[1] & ~u[1]) | (sb[2] & ~u[2]) | (sb[3] & ~u[3])))
+    if (L->uni_t[c] != -3 && subset4(sb, u))
         return L->uni_t[c];  /* every byte of sb is known to lead there */
     if (!row_of(h, L, c)) return -1;
-    const uint64_t *cut = L->ccut + (int64_t)c * 4;
     int32_t t = -3;
-    /* one check per byte class of c that meets sb: b is the first byte of sb in its class */
-    for (int b = (sb[0] & 1) ? 0 : bit_above(sb, 0); b < 256; b = bit_above(sb, bit_above(cut, b) - 1)) {
+    /* one check per byte class of c that meets sb: b is the first byte of sb in its class (the
+       cuts are read again each step: cell() may have moved the level's arrays) */
+    for (int b = first_byte(sb); b < 256; b = next_class_byte(sb, L->ccut + (int64_t)c * 4, b)) {
         int32_t v = L->rows[c][b];
         if (v == UNKNOWN && (v = cell(h, L, c, b)) < 0) return -1;
         if (t == -3) t = v;
         else if (v != t) return -2;
-        if (bit_above(cut, b) >= 256) break;
     }
     if (t >= 0 && (L->uni_t[c] == -3 || L->uni_t[c] == t)) {  /* remember: sb's bytes lead to t */
         u = L->uni + (int64_t)c * 4;  /* (cell() may have moved the level's arrays) */
@@ -1074,7 +1089,7 @@ static int plain_closed(Core *h, Level *L, int32_t cid) {
         }
         if (size > PLAIN_CLOSED_NFA) { ok = 0; break; }
         /* one byte per byte class of c that meets the plain bytes (see uniform_target) */
-        for (int b = (sb[0] & 1) ? 0 : bit_above(sb, 0); b < 256; b = bit_above(sb, bit_above(L->ccut + (int64_t)c * 4, b) - 1)) {
+        for (int b = first_byte(sb); b < 256; b = next_class_byte(sb, L->ccut + (int64_t)c * 4, b)) {
             int32_t t = L->rows[c][b];
             if (t == UNKNOWN && (t = cell(h, L, c, b)) < 0) return -1;
             const uint8_t m = L->pclosed[t];  /* (cell() may have moved the level's arrays) */
@@ -1084,7 +1099,6 @@ static int plain_closed(Core *h, Level *L, int32_t cid) {
                 h->pq[n++] = t;
                 L->pclosed[t] = 3;
             }
-            if (bit_above(L->ccut + (int64_t)c * 4, b) >= 256) break;
         }
     }
     for (int64_t j = 0; j < n; j++) L->pclosed[h->pq[j]] = ok ? 1 : 2;
