@@ -997,6 +997,18 @@ static int plain_chain(Core *h, Level *L, int32_t cid) {
    x (so its closure D: dstates are epsilon-closed) keeps a stack whose top holds x after any
    plain byte, and so after any plain string: the loop of `.*` in an unanchored pattern, inline
    or calling a character rule per character (a JSON string body).  Memoized per NFA state. */
+/* NFA state x is in dstate d's set (sorted: a binary search) */
+static int dset_has(const Core *h, int32_t d, int32_t x) {
+    const int32_t *xs = h->dset_pool + h->dset_off[d];
+    for (int32_t lo = 0, hi = h->dset_len[d] - 1; lo <= hi;) {
+        const int32_t mid = lo + (hi - lo) / 2;
+        if (xs[mid] == x) return 1;
+        if (xs[mid] < x) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return 0;
+}
+
 static int nfa_plain_stable(Core *h, int32_t x) {
     if (h->nstable[x]) return h->nstable[x] == 1;
     if (grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4)) return -1;
@@ -1009,25 +1021,14 @@ static int nfa_plain_stable(Core *h, int32_t x) {
         if (!(sb[b >> 6] >> (b & 63) & 1)) continue;
         const int32_t t = dfa_step(h, dx, b);
         if (t == T_UNKNOWN) return -1;
-        int found = 0;
-        if (t != DEAD) {  /* x in dset(t)? (sorted) */
-            const int32_t *ts = h->dset_pool + h->dset_off[t];
-            for (int32_t lo = 0, hi = h->dset_len[t] - 1; lo <= hi && !found;) {
-                const int32_t mid = (lo + hi) / 2;
-                if (ts[mid] == x) found = 1;
-                else if (ts[mid] < x) lo = mid + 1;
-                else hi = mid - 1;
-            }
-        }
+        int found = t != DEAD && dset_has(h, t, x);
         for (int32_t q = 0; q < h->call_n[dx] && !found; q++) {  /* a call that reads b whole */
             const int64_t o = h->call_off[dx] + 2 * (int64_t)q;
             const int32_t rule = h->calls[o], ret = h->calls[o + 1], st = h->starts[rule];
             if (ensure_dfa(h, st)) return -1;
             const int32_t u = dfa_step(h, st, b);
             if (u == T_UNKNOWN) return -1;
-            if (u == DEAD || !h->final[u]) continue;
-            const int32_t *rs = h->dset_pool + h->dset_off[ret];
-            for (int32_t k = 0; k < h->dset_len[ret] && !found; k++) found = rs[k] == x;
+            if (u != DEAD && h->final[u]) found = dset_has(h, ret, x);
         }
         ok = found;
     }
