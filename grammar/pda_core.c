@@ -87,7 +87,10 @@ typedef struct {
     int32_t *dtab; int64_t dhcap;
     uint8_t *ready, *final, *has_bytes;  /* ready: flags, classes and calls computed */
     uint8_t *ploop;                  /* plain_stable's memo: 0 unknown, 1 yes, 2 no */
-    uint8_t *nstable;                /* nfa_plain_stable's memo per NFA state: 0 unknown, 1, 2 */
+    uint8_t *nstable;                /* nfa_immortal's memo per NFA state: 0 unknown, 1, 2 */
+    int32_t *imap, *iset; int64_t *ieoff; uint8_t *icand;  /* nfa_immortal's search (IMAP slots,
+                                        IMMORTAL_MAX states) */
+    int32_t *iedge; int64_t iedge_cap; int32_t *iclos; int64_t iclos_cap;
     int32_t *trans;                  /* [dcap][256], T_UNKNOWN until a step needs it */
     uint64_t *dcut;                  /* [dcap][4]: bit x set where a byte class starts (x in
                                         1..255): bytes of one class step alike */
@@ -728,7 +731,7 @@ void gs_core_free(Core *h) {
     }
     free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
     free(h->pairs);
-    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->nstable); free(h->trans); free(h->dcut); free(h->call_off);
+    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->nstable); free(h->imap); free(h->iset); free(h->ieoff); free(h->icand); free(h->iedge); free(h->iclos); free(h->trans); free(h->dcut); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
     for (int64_t i = 0; i < h->smask_cap; i++) if (h->smask_own[i]) free(h->smask[i]);
@@ -991,61 +994,142 @@ static int plain_chain(Core *h, Level *L, int32_t cid) {
     return 1;
 }
 
-/* Whether NFA state x survives every plain byte from its own epsilon closure D: each plain
-   byte b either steps D to a dstate holding x again, or is read whole by a rule D calls (its
-   start steps b to a final dstate) whose return dstate holds x.  Then a stack whose top holds
-   x (so its closure D: dstates are epsilon-closed) keeps a stack whose top holds x after any
-   plain byte, and so after any plain string: the loop of `.*` in an unanchored pattern, inline
-   or calling a character rule per character (a JSON string body).  Memoized per NFA state. */
-/* NFA state x is in dstate d's set (sorted: a binary search) */
-static int dset_has(const Core *h, int32_t d, int32_t x) {
-    const int32_t *xs = h->dset_pool + h->dset_off[d];
-    for (int32_t lo = 0, hi = h->dset_len[d] - 1; lo <= hi;) {
-        const int32_t mid = lo + (hi - lo) / 2;
-        if (xs[mid] == x) return 1;
-        if (xs[mid] < x) lo = mid + 1;
-        else hi = mid - 1;
+#define IMMORTAL_MAX 1024  /* NFA states one immortality search explores at most */
+#define IMAP (4 * IMMORTAL_MAX)  /* its hash map's slots (a power of two) */
+
+/* the local index of NFA state x in the search's hash map, or -1 (*slot: where it goes) */
+static int32_t imm_find(const Core *h, int32_t x, uint32_t *slot) {
+    uint32_t j = (uint32_t)(mix((uint64_t)x) & (IMAP - 1));
+    for (;; j = (j + 1) & (IMAP - 1)) {
+        const int32_t i = h->imap[j];
+        if (i < 0) { *slot = j; return -1; }
+        if (h->iset[i] == x) return i;
     }
-    return 0;
 }
 
-static int nfa_plain_stable(Core *h, int32_t x) {
+/* Whether NFA state x is plain-immortal: a stack whose top dstate holds x stays live whatever
+   plain string (vocab.py: PLAIN_BYTES) it reads.  The greatest set I of NFA states such that
+   every state of I has, on every plain byte b, a successor in I: a byte edge on b from its
+   epsilon closure, or a call from it to a rule whose start dstate steps b to a final one (b read
+   whole) with its return state.  A top dstate holding a state of I steps on b to one holding its
+   successor (dstates are epsilon-closed; a call read whole pops back to the return dstate, which
+   holds the return state), so no plain string kills that stack.  Other ways to survive (a call
+   that reads more than one byte, popping the frame) are not counted: a no can be a missed yes,
+   a yes is always right.  Examples: the loop of `.*` (one state), the complement of a trie of
+   key names (every node steps each byte to a child or to the `.*` loop).
+   Explores the states that plain bytes reach from x, breadth-first, up to IMMORTAL_MAX (then
+   no), and keeps the verdict of every state explored (nstable: 0 unknown, 1 yes, 2 no), so each
+   NFA state is explored once.  1 yes, 0 no, -1 on error. */
+static int nfa_immortal(Core *h, int32_t x) {
     if (h->nstable[x]) return h->nstable[x] == 1;
-    if (grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4)) return -1;
-    h->nbuf[0] = x;
-    const int32_t dx = dfa_intern_closure(h, 1);
-    if (dx < 0 || ensure_dfa(h, dx)) return -1;
-    const uint64_t *sb = h->plain_set;
-    int ok = 1;
-    for (int b = 0; b < 256 && ok; b++) {
-        if (!(sb[b >> 6] >> (b & 63) & 1)) continue;
-        const int32_t t = dfa_step(h, dx, b);
-        if (t == T_UNKNOWN) return -1;
-        int found = t != DEAD && dset_has(h, t, x);
-        for (int32_t q = 0; q < h->call_n[dx] && !found; q++) {  /* a call that reads b whole */
-            const int64_t o = h->call_off[dx] + 2 * (int64_t)q;
-            const int32_t rule = h->calls[o], ret = h->calls[o + 1], st = h->starts[rule];
-            if (ensure_dfa(h, st)) return -1;
-            const int32_t u = dfa_step(h, st, b);
-            if (u == T_UNKNOWN) return -1;
-            if (u != DEAD && h->final[u]) found = dset_has(h, ret, x);
-        }
-        ok = found;
+    if (!h->imap) {
+        h->imap = malloc((size_t)IMAP * 4);
+        h->iset = malloc((size_t)IMMORTAL_MAX * 4);
+        h->ieoff = malloc((size_t)(IMMORTAL_MAX + 1) * 8);
+        h->icand = malloc((size_t)IMMORTAL_MAX);
+        if (!h->imap || !h->iset || !h->ieoff || !h->icand) return -1;
     }
-    h->nstable[x] = ok ? 1 : 2;
-    return ok;
+    memset(h->imap, 0xff, (size_t)IMAP * 4);
+    const uint64_t *plain = h->plain_set;
+    int32_t n = 0;
+    int64_t ne = 0;
+    uint32_t slot;
+    imm_find(h, x, &slot);
+    h->imap[slot] = 0;
+    h->iset[n++] = x;
+    int ok = 1;
+    for (int32_t i = 0; i < n && ok; i++) {
+        const int32_t y = h->iset[i];
+        h->ieoff[i] = ne;
+        if (i > 0 && h->nstable[y]) continue;  /* known already: not explored again */
+        /* y's epsilon closure (copied out: dfa_step below may reuse nbuf), then its byte edges
+           that meet the plain bytes and its calls read whole on a plain byte, as edges
+           (lo, hi, target) */
+        if (++h->nepoch == 0) { memset(h->nstamp, 0, (size_t)h->nfa_n * 4); h->nepoch = 1; }
+        if (grow((void **)&h->iclos, &h->iclos_cap, 1, 4)) return -1;
+        int64_t k = 0;
+        h->iclos[k++] = y;
+        h->nstamp[y] = h->nepoch;
+        for (int64_t c = 0; c < k; c++) {
+            const int32_t z = h->iclos[c], lo = h->eps_off[z], hi = h->eps_off[z + 1];
+            if (grow((void **)&h->iclos, &h->iclos_cap, k + (hi - lo), 4)) return -1;
+            for (int32_t e = lo; e < hi; e++) {
+                const int32_t t = h->eps[e];
+                if (h->nstamp[t] != h->nepoch) { h->nstamp[t] = h->nepoch; h->iclos[k++] = t; }
+            }
+        }
+        for (int64_t c = 0; c < k; c++) {
+            const int32_t z = h->iclos[c];
+            for (int32_t e = h->eb_off[z]; e < h->eb_off[z + 1]; e++) {
+                const int32_t lo = h->eb[3 * e], hi = h->eb[3 * e + 1], t = h->eb[3 * e + 2];
+                int meets = 0;
+                for (int bb = lo; bb <= hi && !meets; bb++) meets = plain[bb >> 6] >> (bb & 63) & 1;
+                if (!meets) continue;
+                if (grow((void **)&h->iedge, &h->iedge_cap, 3 * (ne + 1), 4)) return -1;
+                h->iedge[3 * ne] = lo; h->iedge[3 * ne + 1] = hi; h->iedge[3 * ne + 2] = t;
+                ne++;
+            }
+            for (int32_t e = h->nc_off[z]; e < h->nc_off[z + 1]; e++) {  /* one edge per class */
+                const int32_t st = h->starts[h->nc[2 * e]], ret = h->nc[2 * e + 1];
+                if (ensure_dfa(h, st)) return -1;
+                for (int bb = first_byte(plain); bb < 256; bb = next_class_byte(plain, h->dcut + (int64_t)st * 4, bb)) {
+                    const int32_t u = dfa_step(h, st, bb);
+                    if (u == T_UNKNOWN || (u != DEAD && ensure_dfa(h, u))) return -1;
+                    if (u == DEAD || !h->final[u]) continue;  /* (final: set by ensure_dfa) */
+                    if (grow((void **)&h->iedge, &h->iedge_cap, 3 * (ne + 1), 4)) return -1;
+                    h->iedge[3 * ne] = bb; h->iedge[3 * ne + 1] = bit_above(h->dcut + (int64_t)st * 4, bb) - 1;
+                    h->iedge[3 * ne + 2] = ret;
+                    ne++;
+                }
+            }
+        }
+        for (int64_t e = h->ieoff[i]; e < ne && ok; e++) {  /* new targets join the search */
+            const int32_t t = h->iedge[3 * e + 2];
+            if (imm_find(h, t, &slot) >= 0) continue;
+            if (n == IMMORTAL_MAX) { ok = 0; break; }
+            h->imap[slot] = n;
+            h->iset[n++] = t;
+        }
+    }
+    if (!ok) {  /* too big: no, for every state met (a cautious verdict: each is not explored again) */
+        for (int32_t i = 0; i < n; i++) if (!h->nstable[h->iset[i]]) h->nstable[h->iset[i]] = 2;
+        return 0;
+    }
+    h->ieoff[n] = ne;
+    /* the greatest fixpoint: drop a candidate with a plain byte that no candidate follows */
+    for (int32_t i = 0; i < n; i++) {
+        const uint8_t k = h->nstable[h->iset[i]];
+        h->icand[i] = i == 0 || !k ? 1 : k == 1;  /* states known before keep their verdict */
+    }
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int32_t i = 0; i < n; i++) {
+            if (!h->icand[i] || (i > 0 && h->nstable[h->iset[i]])) continue;
+            uint64_t cov[4] = {0, 0, 0, 0};
+            for (int64_t e = h->ieoff[i]; e < h->ieoff[i + 1]; e++) {
+                const int32_t t = imm_find(h, h->iedge[3 * e + 2], &slot);
+                if (!h->icand[t]) continue;
+                const int lo = h->iedge[3 * e], hi = h->iedge[3 * e + 1];
+                for (int b = lo; b <= hi; b++) cov[b >> 6] |= 1ULL << (b & 63);
+            }
+            if (!subset4(plain, cov)) { h->icand[i] = 0; changed = 1; }
+        }
+    }
+    for (int32_t i = 0; i < n; i++) if (i == 0 || !h->nstable[h->iset[i]]) h->nstable[h->iset[i]] = h->icand[i] ? 1 : 2;
+    return h->icand[0];
 }
 
-#define STABLE_TRIES 64  /* NFA states of a dstate tried at most (a big alternation has 100s) */
+#define STABLE_TRIES 4096  /* NFA states of a dstate tried at most (each is explored once per
+                              grammar: see nfa_immortal) */
 
-/* Whether a stack whose top is dstate d survives every plain string: one of d's NFA states does
-   (nfa_plain_stable).  Memoized per dstate; 1 yes, 0 no, -1 on error. */
+/* Whether a stack whose top is dstate d survives every plain string: one of d's NFA states is
+   plain-immortal (nfa_immortal).  Memoized per dstate; 1 yes, 0 no, -1 on error. */
 static int plain_stable(Core *h, int32_t d) {
     if (h->ploop[d]) return h->ploop[d] == 1;
     int ok = 0;
     const int32_t n = h->dset_len[d] < STABLE_TRIES ? h->dset_len[d] : STABLE_TRIES;
     for (int32_t i = 0; i < n && !ok; i++) {
-        const int r = nfa_plain_stable(h, h->dset_pool[h->dset_off[d] + i]);
+        const int r = nfa_immortal(h, h->dset_pool[h->dset_off[d] + i]);
         if (r < 0) return -1;
         ok = r;
     }
