@@ -50,7 +50,7 @@ _SIGNATURES = {  # name: (restype, argtypes)
     "gs_config_mask": (_I64, [_P, _P, _I32, _I32, _I32, _P, _P]),
 }
 
-CFLAGS = ("-O2", "-shared", "-fPIC")
+CFLAGS = ("-O3", "-shared", "-fPIC")  # -O3: 6% fewer instructions than -O2 on the mask fills (callgrind)
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _tried = False

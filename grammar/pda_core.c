@@ -22,13 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define UNKNOWN (-2)
+#define UNKNOWN ((int32_t)0xfefefefe)  /* a table cell not computed yet (a byte pattern: rows
+                                           start as one memset) */
 #define DEAD (-1)
 #define S_END 0
 #define S_EXIT 1
 #define MAX_LEVELS 8
 
-#define T_UNKNOWN (-3)  /* a DFA transition not computed yet */
+#define T_UNKNOWN ((int32_t)0xfdfdfdfd)  /* a DFA transition not computed yet (a byte pattern) */
 
 /* one trie node in preorder, packed so that a visit reads one cache line (vocab.py: pre_nodes) */
 typedef struct {
@@ -250,6 +251,14 @@ static inline int bit_above(const uint64_t *v, int b) {
 }
 
 
+/* the bytes lo .. hi (inclusive) added to the 256-bit set v */
+static inline void set_range(uint64_t *v, int lo, int hi) {
+    for (int w = lo >> 6; w <= hi >> 6; w++) {
+        const int a = w == lo >> 6 ? lo & 63 : 0, z = w == hi >> 6 ? hi & 63 : 63;
+        v[w] |= (z == 63 ? ~0ULL : (1ULL << (z + 1)) - 1) & ~((1ULL << a) - 1);
+    }
+}
+
 /* Walking a byte set sb one byte per byte class (classes: the runs between the cuts in `cut`):
    for (b = first_byte(sb); b < 256; b = next_class_byte(sb, cut, b)) visits the first byte of sb
    in each class that meets sb. */
@@ -405,7 +414,7 @@ static int dfa_make_ready(Core *h, int32_t d) {
     uint64_t *dc = h->dcut + (int64_t)d * 4;  /* byte classes: the runs between two cuts */
     dc[0] = cut[0] & ~1ULL;  /* (a cut at 0 or 256 splits nothing) */
     dc[1] = cut[1]; dc[2] = cut[2]; dc[3] = cut[3];
-    for (int b = 0; b < 256; b++) row[b] = T_UNKNOWN;
+    memset(row, 0xfd, 256 * 4);  /* T_UNKNOWN */
     h->final[d] = fin;
     h->has_bytes[d] = hb;
     if (np > 1) qsort(h->pairs, (size_t)np, 8, cmp_pair);
@@ -602,8 +611,8 @@ static int32_t *row_of(Core *h, Level *L, int32_t c) {
     if (row) return row;
     row = malloc(256 * 4);
     if (!row) return NULL;
-    const int32_t init = c == 0 ? 0 : UNKNOWN;
-    for (int i = 0; i < 256; i++) row[i] = init;
+    memset(row, c == 0 ? 0 : 0xfe, 256 * 4);  /* the dead configuration steps to itself; others:
+                                                 UNKNOWN */
     uint64_t cut[4] = {0, 0, 0, 0};
     for (int32_t i = 0; i < L->len[c]; i++) {
         const int32_t s = L->pool[L->off[c] + i];
@@ -646,11 +655,7 @@ static int32_t cell(Core *h, Level *L, int32_t c, int b) {
     const int lo = bit_at_or_below(cut, b), hi = bit_above(cut, b);
     for (int b2 = lo; b2 < hi; b2++) row[b2] = nid;
     if (nid == c) {  /* the bytes lo .. hi - 1 loop */
-        uint64_t *loop = L->selfloop + (int64_t)c * 4;
-        for (int w = lo >> 6; w <= (hi - 1) >> 6; w++) {
-            const int a = w == lo >> 6 ? lo & 63 : 0, z = w == (hi - 1) >> 6 ? (hi - 1) & 63 : 63;
-            loop[w] |= (z == 63 ? ~0ULL : (1ULL << (z + 1)) - 1) & ~((1ULL << a) - 1);
-        }
+        set_range(L->selfloop + (int64_t)c * 4, lo, hi - 1);
     }
     return nid;
 }
@@ -1033,7 +1038,7 @@ static int nfa_immortal(Core *h, int32_t x) {
     const uint64_t *plain = h->plain_set;
     int32_t n = 0;
     int64_t ne = 0;
-    uint32_t slot;
+    uint32_t slot = 0;
     imm_find(h, x, &slot);
     h->imap[slot] = 0;
     h->iset[n++] = x;
@@ -1062,9 +1067,9 @@ static int nfa_immortal(Core *h, int32_t x) {
             const int32_t z = h->iclos[c];
             for (int32_t e = h->eb_off[z]; e < h->eb_off[z + 1]; e++) {
                 const int32_t lo = h->eb[3 * e], hi = h->eb[3 * e + 1], t = h->eb[3 * e + 2];
-                int meets = 0;
-                for (int bb = lo; bb <= hi && !meets; bb++) meets = plain[bb >> 6] >> (bb & 63) & 1;
-                if (!meets) continue;
+                uint64_t rg[4] = {0, 0, 0, 0};
+                set_range(rg, lo, hi);
+                if (!((rg[0] & plain[0]) | (rg[1] & plain[1]) | (rg[2] & plain[2]) | (rg[3] & plain[3]))) continue;
                 if (grow((void **)&h->iedge, &h->iedge_cap, 3 * (ne + 1), 4)) return -1;
                 h->iedge[3 * ne] = lo; h->iedge[3 * ne + 1] = hi; h->iedge[3 * ne + 2] = t;
                 ne++;
@@ -1109,8 +1114,7 @@ static int nfa_immortal(Core *h, int32_t x) {
             for (int64_t e = h->ieoff[i]; e < h->ieoff[i + 1]; e++) {
                 const int32_t t = imm_find(h, h->iedge[3 * e + 2], &slot);
                 if (!h->icand[t]) continue;
-                const int lo = h->iedge[3 * e], hi = h->iedge[3 * e + 1];
-                for (int b = lo; b <= hi; b++) cov[b >> 6] |= 1ULL << (b & 63);
+                set_range(cov, h->iedge[3 * e], h->iedge[3 * e + 1]);
             }
             if (!subset4(plain, cov)) { h->icand[i] = 0; changed = 1; }
         }
