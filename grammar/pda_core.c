@@ -134,6 +134,8 @@ typedef struct {
     int no_closed;                   /* scans must list every successor: no plain_closed skip */
     int succ_partial;                /* the last scan took plain tokens without their ends */
     int64_t n_nodes;
+    int32_t root_from[257];          /* the first child of the root (preorder) whose byte is >= b;
+                                        n_nodes past the last */
     int32_t *dst; uint8_t *dfl;      /* the walk's state per depth, its children's flag */
     int32_t **drow;                  /* the walk's table row per depth */
     int32_t *chain; uint8_t *fchain; /* a chain skip's state and flag per depth below its node */
@@ -689,6 +691,10 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->starts = malloc((size_t)(n_rules ? n_rules : 1) * 4);
     h->node = node; h->pre_sub = pre_sub;
     h->tok = tok; h->tok_pos = tok_pos; h->n_nodes = n_nodes;
+    for (int b = 0, i = 1; b <= 256; b++) {  /* the root's children, in byte order */
+        while (i < n_nodes && node[i].byte < b) i += node[i].size;
+        h->root_from[b] = (int32_t)(i < n_nodes ? i : n_nodes);
+    }
     h->tok_len = tok_len;
     h->pre_parent = pre_parent; h->tok_node = tok_node; h->vocab_size = vocab_size;
     h->words = (vocab_size + 31) / 32;
@@ -1292,7 +1298,12 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
         const uint8_t f = h->dfl[d - 1];  /* this node's flag */
         int32_t ns = drow[d - 1][x.byte];
         if (__builtin_expect(ns == UNKNOWN, 0) && (ns = cell(h, L, h->dst[d - 1], x.byte)) < 0) return -1;
-        if (ns == 0 && !f) { i += x.size; continue; }  /* dead: nothing below can live */
+        if (ns == 0 && !f) {  /* dead: nothing below can live */
+            /* a child of the root: so are its next siblings up to the end of its byte class
+               (the root's children are most of a walk's nodes, and most are dead) */
+            i = d == 1 ? h->root_from[bit_above(L->ccut + (int64_t)cid * 4, x.byte)] : i + x.size;
+            continue;
+        }
         const int32_t t_next = nd[i + 1].tlo;
         if (x.tlo != t_next && !(pf && (pf[i] & 2))) {
             if ((v = verdict(h, L, ns, f, x.tlo, t_next, NULL, acc, dep, ends)) < 0) return -1;
