@@ -126,6 +126,7 @@ typedef struct {
     const uint64_t *big_lens;        /* [S][4]: their lengths (vocab.py: big_below_lens), or NULL */
     const uint64_t *plain_set;       /* [4]: the plain bytes (vocab.py: PLAIN_BYTES) */
     const uint8_t *plain_flags;      /* [N] (vocab.py: plain_node_flags) */
+    const int32_t *plain_next;       /* [N] (vocab.py: plain_next) */
     const uint32_t *plain_le;        /* [plain_max + 1][words]: plain tokens of length <= l */
     const uint8_t *plain_any;        /* [plain_max + 1]: some plain token has length l */
     int32_t plain_max;
@@ -679,7 +680,7 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
                   const int32_t *tok_len, const int32_t *pre_parent,
                   const int32_t *tok_node, const uint8_t *tok_bytes, const int64_t *tok_off,
                   const int32_t *big_slot, const uint32_t *big_words, const uint64_t *big_lens,
-                  const uint64_t *plain_set, const uint8_t *plain_flags, const uint32_t *plain_le, const uint8_t *plain_any,
+                  const uint64_t *plain_set, const uint8_t *plain_flags, const int32_t *plain_next, const uint32_t *plain_le, const uint8_t *plain_any,
                   int32_t plain_max, int64_t vocab_size, int64_t n_nodes, int32_t max_depth) {
     Core *h = calloc(1, sizeof(Core));
     if (!h) return NULL;
@@ -700,7 +701,7 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->words = (vocab_size + 31) / 32;
     h->tok_bytes = tok_bytes; h->tok_off = tok_off;
     h->big_slot = big_slot; h->big_words = big_words; h->big_lens = big_lens;
-    h->plain_set = plain_set; h->plain_flags = plain_flags; h->plain_le = plain_le; h->plain_any = plain_any; h->plain_max = plain_max;
+    h->plain_set = plain_set; h->plain_flags = plain_flags; h->plain_next = plain_next; h->plain_le = plain_le; h->plain_any = plain_any; h->plain_max = plain_max;
     h->pchain = malloc((size_t)(plain_max + 1) * 4);
     h->pflag = malloc((size_t)(plain_max + 1));
     h->need = calloc((size_t)(n_nodes ? n_nodes : 1), 4);
@@ -1293,7 +1294,8 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
         const Node x = nd[i];
         __builtin_prefetch(nd + i + x.size);  /* where a skip of this subtree lands */
         if (only && h->need[i] != ep) { i += x.size; continue; }  /* none of the tokens below */
-        if (pf && (pf[i] & 1)) { i += x.size; continue; }  /* plain tokens only */
+        if (pf && (pf[i] & 1)) { i = h->plain_next[i]; continue; }  /* plain tokens only: to the next
+                                                                         node that is not */
         const int32_t d = x.depth;
         const uint8_t f = h->dfl[d - 1];  /* this node's flag */
         int32_t ns = drow[d - 1][x.byte];

@@ -45,7 +45,7 @@ class NativeCore:
                                                            v.token_pre_node, v.token_bytes, v.token_offsets,
                                                            v.big_below_slot, v.big_below_words)),
                                  v.big_below_lens.ctypes.data if len(v.big_below_lens) else None,
-                                 *(a.ctypes.data for a in (PLAIN_BYTES, v.plain_node_flags, v.plain_le_words,
+                                 *(a.ctypes.data for a in (PLAIN_BYTES, v.plain_node_flags, v.plain_next, v.plain_le_words,
                                                            v.plain_len_any)),
                                  v.plain_max_len, v.size, v.num_nodes, v.max_len)
         if not self.h:

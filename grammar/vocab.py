@@ -25,7 +25,7 @@ ranks and its tokens one range of `sub_tokens` (the tokens in depth-first order)
     big_below_slot [N], big_below_words [S, words]: for the S nodes with >= BIG_BELOW tokens
                          strictly below, those tokens as mask words (the walk ORs them);
                          big_below_lens [S, 4]: their lengths as a 256-bit set
-    plain_node_flags [N], plain_le_words [L + 1, words], plain_len_any [L + 1]: the plain tokens
+    plain_node_flags [N], plain_next [N], plain_le_words [L + 1, words], plain_len_any [L + 1]: the plain tokens
                          (PLAIN_BYTES only, at most L = plain_max_len <= PLAIN_MAX_LEN long) by length
 pre_sub_bytes, sub_token_* and big_below_* let the walk skip a subtree whole: from a configuration that loops on every byte of
 `pre_sub_bytes[r]` (a string's interior, whitespace, `.*`), every token below r ends where r does.
@@ -209,6 +209,11 @@ class Vocabulary:
         self.plain_max_len = int(depth[own].max()) if own.any() else 0  # the chain's length
         flags = whole.astype(np.uint8) | (own.astype(np.uint8) << 1)
         self.plain_node_flags = np.ascontiguousarray(flags[by_pre])
+        # plain_next[r]: the first node at or after r (preorder) whose subtree holds a token that
+        # is not plain; the nodes between are all in plain-only subtrees, which the walk skips
+        # in one jump once the plain tokens are decided
+        at = np.where(self.plain_node_flags & 1, n, np.arange(n)).astype(np.int32)
+        self.plain_next = np.ascontiguousarray(np.minimum.accumulate(at[::-1])[::-1], dtype=np.int32)
         tok_plain = own[self.token_node]
         lengths = depth[self.token_node]
         top = self.plain_max_len
