@@ -118,7 +118,10 @@ typedef struct {
     uint32_t **smask; int64_t smask_cap, n_smask;  /* per stack node: its cached mask (words) */
     uint8_t *smask_own;              /* [smask_cap]: the mask is its own copy (else it is the
                                         first level's cached mask itself, freed with the level) */
-    uint32_t *sacc, *sdep;           /* level_mask's scratch words */
+    uint32_t *sdep;                  /* level_mask's scratch dependent words (zero between scans) */
+    const int32_t *mlevels; int32_t n_mlevels, mfull;  /* gs_set_levels: the levels stack masks go
+                                        through, the level of full configurations */
+    const uint32_t *meos;            /* the EOS words */
     uint32_t *need; uint32_t need_epoch;  /* a restricted walk's nodes on a path to a token */
     const int32_t *tok, *tok_pos;    /* tokens in preorder: ids, positions in vocab.token_ids */
     const int32_t *big_slot;         /* [N]: row of big_words of the tokens strictly below, or -1 */
@@ -705,15 +708,14 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->pchain = malloc((size_t)(plain_max + 1) * 4);
     h->pflag = malloc((size_t)(plain_max + 1));
     h->need = calloc((size_t)(n_nodes ? n_nodes : 1), 4);
-    h->sacc = malloc((size_t)(h->words ? h->words : 1) * 4);
-    h->sdep = malloc((size_t)(h->words ? h->words : 1) * 4);
+    h->sdep = calloc((size_t)(h->words ? h->words : 1), 4);  /* all zero between scans */
     h->chain = malloc((size_t)(max_depth + 2) * 4);
     h->fchain = malloc((size_t)(max_depth + 2));
     h->relmet = calloc((size_t)(max_depth + 2), 1);
     h->dst = malloc((size_t)(max_depth + 2) * 4);
     h->dfl = malloc((size_t)(max_depth + 2));
     h->drow = malloc((size_t)(max_depth + 2) * sizeof(int32_t *));
-    int ok = h->nstamp && h->nstable && h->sacc && h->sdep && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
+    int ok = h->nstamp && h->nstable && h->sdep && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
              && !rehash_stacks(h) && !grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4);
     for (int32_t r = 0; ok && r < n_rules; r++) {
         h->nbuf[0] = rule_start[r];
@@ -747,7 +749,7 @@ void gs_core_free(Core *h) {
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
     for (int64_t i = 0; i < h->smask_cap; i++) if (h->smask_own[i]) free(h->smask[i]);
-    free(h->smask); free(h->smask_own); free(h->sacc); free(h->sdep);
+    free(h->smask); free(h->smask_own); free(h->sdep);
     free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->need); free(h->chain); free(h->fchain); free(h->relmet); free(h->succ);
     free(h->pchain); free(h->pflag); free(h->pq);
     free(h);
@@ -1351,30 +1353,37 @@ static int level_mask(Core *h, int32_t lv, int32_t cid, int exact) {
     Level *L = &h->lv[lv];
     if (L->macc[cid] && (L->sexact[cid] || !exact)) return 0;
     const int64_t W = h->words;
-    /* the scan writes scratch words; the cache keeps a copy of the accepted ones, and of the
-       dependent ones only when there are some.  A rescan for the successors finds the same mask:
-       it is written over the cached one in place (stack masks may point at it) */
-    memset(h->sacc, 0, (size_t)W * 4);
-    memset(h->sdep, 0, (size_t)W * 4);
+    /* the scan writes the accepted words in place (a rescan for the successors finds the same
+       mask: written over the cached one, which stack masks may point at) and the dependent ones
+       into scratch words, copied out only when there are some (then cleared again) */
+    uint32_t *acc = L->macc[cid] ? L->macc[cid] : malloc((size_t)W * 4);
+    if (!acc) return -1;
+    memset(acc, 0, (size_t)W * 4);
     int32_t any = 0;
     h->no_closed = exact;
-    const int64_t n = gs_scan(h, lv, cid, h->sacc, h->sdep, NULL, &any, NULL);
+    const int64_t n = gs_scan(h, lv, cid, acc, h->sdep, NULL, &any, NULL);
     h->no_closed = 0;
-    if (n < 0) return -1;
-    const uint8_t partial = (uint8_t)h->succ_partial;
     L = &h->lv[lv];  /* (the level struct itself never moves; its arrays may have) */
+    if (n < 0) {
+        memset(h->sdep, 0, (size_t)W * 4);
+        if (acc != L->macc[cid]) free(acc);
+        return -1;
+    }
+    const uint8_t partial = (uint8_t)h->succ_partial;
     int32_t *succ = n > 0 ? malloc((size_t)n * 4) : NULL;
-    uint32_t *acc = L->macc[cid] ? L->macc[cid] : malloc((size_t)W * 4);
     uint32_t *dep = any ? (L->mdep[cid] ? L->mdep[cid] : malloc((size_t)W * 4)) : NULL;
-    if ((n > 0 && !succ) || !acc || (any && !dep)) {
+    if ((n > 0 && !succ) || (any && !dep)) {
         free(succ);
         if (acc != L->macc[cid]) free(acc);
         if (dep != L->mdep[cid]) free(dep);
+        if (any) memset(h->sdep, 0, (size_t)W * 4);
         return -1;
     }
     if (n > 0) memcpy(succ, h->succ, (size_t)n * 4);
-    memcpy(acc, h->sacc, (size_t)W * 4);
-    if (dep) memcpy(dep, h->sdep, (size_t)W * 4);
+    if (dep) {
+        memcpy(dep, h->sdep, (size_t)W * 4);
+        memset(h->sdep, 0, (size_t)W * 4);
+    }
     if (!L->macc[cid]) L->n_masks++;
     free(L->msucc[cid]);
     L->macc[cid] = acc; L->mdep[cid] = dep; L->msucc[cid] = succ; L->nsucc[cid] = (int32_t)n;
@@ -1459,10 +1468,19 @@ done:
 
 #define STACK_MASKS 8192  /* stack masks kept per grammar (all dropped when full: a cheap bound) */
 
-/* The tokens allowed from full configuration `cid` of level `full` into out (words): EOS words
-   (eos) when it can end, | each stack's mask (stack_mask, cached per stack).  0, or -1. */
-int64_t gs_config_mask(Core *h, const int32_t *levels, int32_t n_levels, int32_t full, int32_t cid,
-                       const uint32_t *eos, uint32_t *out) {
+/* The levels stack masks go through (levels[0 .. n_levels), first to last), the level of full
+   configurations and the EOS words, for gs_config_mask (the arrays must outlive the core) */
+void gs_set_levels(Core *h, const int32_t *levels, int32_t n_levels, int32_t full, const uint32_t *eos) {
+    h->mlevels = levels; h->n_mlevels = n_levels; h->mfull = full; h->meos = eos;
+}
+
+/* The tokens allowed from full configuration `cid` (of the level set by gs_set_levels) into out
+   (words): the EOS words when it can end, | each stack's mask (stack_mask, cached per stack).
+   0, or -1. */
+
+int64_t gs_config_mask(Core *h, int32_t cid, uint32_t *out) {
+    const int32_t *levels = h->mlevels, n_levels = h->n_mlevels, full = h->mfull;
+    const uint32_t *eos = h->meos;
     Level *F = &h->lv[full];
     const int64_t W = h->words;
     if (F->has_end[cid]) memcpy(out, eos, (size_t)W * 4);

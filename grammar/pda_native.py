@@ -70,21 +70,24 @@ class NativeCore:
         self._p_level_ids, self.full_lv = self.level_ids.ctypes.data, full.lv
         self._eos = np.ascontiguousarray(eos, dtype=np.int32)
         self._p_eos = self._eos.ctypes.data
+        self.lib.gs_set_levels(self.h, self._p_level_ids, self.level_ids.size, self.full_lv, self._p_eos)
+        self._config_mask = self.lib.gs_config_mask
 
     def config_mask(self, cid: int) -> np.ndarray:
         """int32 [num_words]: the tokens allowed from full configuration `cid` (gs_config_mask:
         each stack's mask, cached in C, all in one call)."""
         words, p = self.word_row()
-        self.check(self.lib.gs_config_mask(self.h, self._p_level_ids, self.level_ids.size, self.full_lv, cid,
-                                           self._p_eos, p))
+        if self._config_mask(self.h, cid, p) < 0:
+            raise MemoryError("the grammar automaton ran out of memory")
         return words
 
     def word_row(self) -> tuple[np.ndarray, int]:
-        """A zeroed int32 [num_words] row (a mask, kept for good in a cache) and its address: carved
-        from slabs, since numpy's `.ctypes` costs ~3 us a call (more than a small walk)."""
+        """An int32 [num_words] row (a mask, kept for good in a cache) and its address: carved from
+        slabs, since numpy's `.ctypes` costs ~3 us a call (more than a small walk).  Not zeroed:
+        the C calls that fill one write every word."""
         slab, i = self._slab, self._slab_used
         if i == slab.shape[0]:
-            slab = self._slab = np.zeros((min(2 * max(slab.shape[0], 4), 256), self.vocab.num_words), dtype=np.int32)
+            slab = self._slab = np.empty((min(2 * max(slab.shape[0], 4), 256), self.vocab.num_words), dtype=np.int32)
             self._slab_p, i = slab.ctypes.data, 0
         self._slab_used = i + 1
         return slab[i], self._slab_p + i * slab.strides[0]
