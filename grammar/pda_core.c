@@ -1483,8 +1483,8 @@ int64_t gs_config_mask(Core *h, int32_t cid, uint32_t *out) {
     const uint32_t *eos = h->meos;
     Level *F = &h->lv[full];
     const int64_t W = h->words;
-    if (F->has_end[cid]) memcpy(out, eos, (size_t)W * 4);
-    else memset(out, 0, (size_t)W * 4);
+    int blank = 1;  /* out not written yet: the first mask is copied, not ORed into zeros */
+    if (F->has_end[cid]) { memcpy(out, eos, (size_t)W * 4); blank = 0; }
     const int32_t n = F->len[cid];
     for (int32_t i = 0; i < n; i++) {
         const int32_t s = h->lv[full].pool[h->lv[full].off[cid] + i];
@@ -1515,8 +1515,11 @@ int64_t gs_config_mask(Core *h, int32_t cid, uint32_t *out) {
             h->n_smask++;
             F = &h->lv[full];
         }
-        or_words(out, m, W);
+        if (blank) memcpy(out, m, (size_t)W * 4);
+        else or_words(out, m, W);
+        blank = 0;
     }
+    if (blank) memset(out, 0, (size_t)W * 4);
     return 0;
 }
 
