@@ -6,8 +6,9 @@
      frames above END or EXIT;
    - a *configuration* of a level (k frames kept; k = 0 keeps all) is a sorted set of stack nodes,
      interned per level; config 0 is the dead (empty) configuration;
-   - T[config][byte] -> config is filled one cell at a time when a walk or a step first needs it,
-     and the cell's value is copied at once to every byte that every top state steps alike;
+   - T[config][byte] -> config is filled one cell at a time when a walk or a step first needs it;
+     a configuration's row has one cell per byte class (the bytes that every top state steps
+     alike), found through a byte -> class map shared by every configuration with the same cuts;
    - the rule DFA (nfa.RuleDfa's, determinized here from the NFA's arrays) is lazy too: a dstate
      is an epsilon-closed set of NFA states; its flags, byte classes and calls are computed the
      first time a stack with that top is closed or stepped, each transition (for its whole byte
@@ -47,7 +48,9 @@ typedef struct {
     int64_t n, cap;                  /* configurations */
     int64_t *off; int32_t *len;      /* config -> its stacks: pool[off .. off + len) */
     int32_t *pool; int64_t pool_n, pool_cap;
-    int32_t **rows;                  /* T rows (256 int32), NULL until a cell is asked for */
+    int32_t **rows;                  /* T rows (one int32 per byte class), NULL until a cell is
+                                        asked for */
+    const uint8_t **cmap;            /* [cap]: the row's byte -> class map (set with the row) */
     uint8_t *has_exit, *has_end;
     uint64_t *selfloop;              /* [cap][4]: bytes whose known cell leads back */
     int32_t *htab; int64_t hcap;     /* content hash -> config (-1 empty) */
@@ -142,6 +145,10 @@ typedef struct {
                                         n_nodes past the last */
     int32_t *dst; uint8_t *dfl;      /* the walk's state per depth, its children's flag */
     int32_t **drow;                  /* the walk's table row per depth */
+    const uint8_t **dmap;            /* and its byte -> class map */
+    uint8_t **cmaps; int64_t n_cmaps, cmaps_cap;  /* the byte -> class maps (256 bytes each, one
+                                        per distinct set of class cuts met) */
+    int32_t *cmap_tab; int64_t cmap_hcap;          /* cuts hash -> map index (-1 empty) */
     int32_t *chain; uint8_t *fchain; /* a chain skip's state and flag per depth below its node */
     uint8_t *relmet;                 /* chain_verdicts' scratch per depth (all zero between calls) */
     int32_t *succ; int64_t succ_n, succ_cap;
@@ -538,6 +545,7 @@ static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
         if (grow((void **)&L->off, &cap, L->n + 1, 8)) return -1;
         cap = c0; if (grow((void **)&L->len, &cap, L->n + 1, 4)) return -1;
         cap = c0; if (grow((void **)&L->rows, &cap, L->n + 1, sizeof(int32_t *))) return -1;
+        cap = c0; if (grow((void **)&L->cmap, &cap, L->n + 1, sizeof(uint8_t *))) return -1;
         cap = c0; if (grow((void **)&L->has_exit, &cap, L->n + 1, 1)) return -1;
         cap = c0; if (grow((void **)&L->has_end, &cap, L->n + 1, 1)) return -1;
         cap = c0; if (grow((void **)&L->selfloop, &cap, L->n + 1, 32)) return -1;
@@ -562,6 +570,7 @@ static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
     L->len[c] = n;
     L->pool_n += n;
     L->rows[c] = NULL;
+    L->cmap[c] = NULL;
     L->has_exit[c] = L->has_end[c] = 0;
     for (int32_t i = 0; i < n; i++) {
         L->has_exit[c] |= ids[i] == S_EXIT;
@@ -611,32 +620,75 @@ static int32_t closure_union(Core *h, Level *L, const int32_t *in, int64_t n) {
     return intern_ids(h, L, h->buf, (int32_t)m);
 }
 
-/* configuration c's table row, allocated (all UNKNOWN, with its class cuts) on first use */
+/* the byte -> class map of the class cuts `cut` (bit x: a class starts at byte x), interned: one
+   per distinct set of cuts (NULL when out of memory) */
+static const uint8_t *class_map(Core *h, const uint64_t *cut) {
+    if ((h->n_cmaps + 1) * 2 > h->cmap_hcap) {  /* rehash */
+        int64_t c = h->cmap_hcap ? 2 * h->cmap_hcap : 64;
+        int32_t *t = malloc((size_t)c * 4);
+        if (!t) return NULL;
+        memset(t, 0xff, (size_t)c * 4);
+        for (int64_t i = 0; i < h->n_cmaps; i++) {
+            const uint64_t *k = (const uint64_t *)(h->cmaps[i] + 256);
+            uint64_t j = mix(k[0] ^ mix(k[1] ^ mix(k[2] ^ mix(k[3])))) & (c - 1);
+            while (t[j] >= 0) j = (j + 1) & (c - 1);
+            t[j] = (int32_t)i;
+        }
+        free(h->cmap_tab);
+        h->cmap_tab = t;
+        h->cmap_hcap = c;
+    }
+    uint64_t j = mix(cut[0] ^ mix(cut[1] ^ mix(cut[2] ^ mix(cut[3])))) & (h->cmap_hcap - 1);
+    for (;; j = (j + 1) & (h->cmap_hcap - 1)) {
+        const int32_t i = h->cmap_tab[j];
+        if (i < 0) break;
+        if (!memcmp(h->cmaps[i] + 256, cut, 32)) return h->cmaps[i];
+    }
+    if (grow((void **)&h->cmaps, &h->cmaps_cap, h->n_cmaps + 1, sizeof(uint8_t *))) return NULL;
+    uint8_t *m = malloc(256 + 32);  /* the map, then its cuts (the hash key) */
+    if (!m) return NULL;
+    for (int b = 0, k = 0; b < 256; b++) {
+        if (b > 0 && (cut[b >> 6] >> (b & 63) & 1)) k++;
+        m[b] = (uint8_t)k;
+    }
+    memcpy(m + 256, cut, 32);
+    h->cmaps[h->n_cmaps] = m;
+    h->cmap_tab[j] = (int32_t)h->n_cmaps++;
+    return m;
+}
+
+/* configuration c's table row, allocated (all UNKNOWN, with its class cuts and byte -> class map)
+   on first use */
 static int32_t *row_of(Core *h, Level *L, int32_t c) {
     int32_t *row = L->rows[c];
     if (row) return row;
-    row = malloc(256 * 4);
-    if (!row) return NULL;
-    memset(row, c == 0 ? 0 : 0xfe, 256 * 4);  /* the dead configuration steps to itself; others:
-                                                 UNKNOWN */
     uint64_t cut[4] = {0, 0, 0, 0};
     for (int32_t i = 0; i < L->len[c]; i++) {
         const int32_t s = L->pool[L->off[c] + i];
         if (s <= S_EXIT) continue;
         const int32_t top = h->sstate[s];
-        if (ensure_dfa(h, top)) { free(row); return NULL; }
+        if (ensure_dfa(h, top)) return NULL;
         for (int w = 0; w < 4; w++) cut[w] |= h->dcut[(int64_t)top * 4 + w];
     }
+    const uint8_t *map = class_map(h, cut);
+    if (!map) return NULL;
+    const int nclass = map[255] + 1;
+    row = malloc((size_t)nclass * 4);
+    if (!row) return NULL;
+    memset(row, c == 0 ? 0 : 0xfe, (size_t)nclass * 4);  /* the dead configuration steps to
+                                                            itself; others: UNKNOWN */
     memcpy(L->ccut + (int64_t)c * 4, cut, 32);
     L->rows[c] = row;
+    L->cmap[c] = map;
     return row;
 }
 
-/* T[c][b]: one PDA step of configuration c on byte b, stored for every byte that steps alike */
+/* T[c][b]: one PDA step of configuration c on byte b, stored once for its byte class */
 static int32_t cell(Core *h, Level *L, int32_t c, int b) {
     int32_t *row = row_of(h, L, c);
     if (!row) return -1;
-    if (row[b] != UNKNOWN) return row[b];
+    const int k = L->cmap[c][b];
+    if (row[k] != UNKNOWN) return row[k];
     int32_t n = L->len[c];
     int32_t moved_small[64], *moved = n <= 64 ? moved_small : malloc((size_t)n * 4);
     if (!moved) return -1;
@@ -656,12 +708,10 @@ static int32_t cell(Core *h, Level *L, int32_t c, int b) {
     int32_t nid = m ? closure_union(h, L, moved, m) : 0;
     if (moved != moved_small) free(moved);
     if (nid < 0) return -1;
-    /* every byte between the same two class cuts as b steps alike from every top state */
-    const uint64_t *cut = L->ccut + (int64_t)c * 4;
-    const int lo = bit_at_or_below(cut, b), hi = bit_above(cut, b);
-    for (int b2 = lo; b2 < hi; b2++) row[b2] = nid;
-    if (nid == c) {  /* the bytes lo .. hi - 1 loop */
-        set_range(L->selfloop + (int64_t)c * 4, lo, hi - 1);
+    row[k] = nid;  /* (the row never moves: the level's arrays of pointers may have) */
+    if (nid == c) {  /* b's class (the bytes between the two cuts around it) loops */
+        const uint64_t *cut = L->ccut + (int64_t)c * 4;
+        set_range(L->selfloop + (int64_t)c * 4, bit_at_or_below(cut, b), bit_above(cut, b) - 1);
     }
     return nid;
 }
@@ -715,7 +765,8 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->dst = malloc((size_t)(max_depth + 2) * 4);
     h->dfl = malloc((size_t)(max_depth + 2));
     h->drow = malloc((size_t)(max_depth + 2) * sizeof(int32_t *));
-    int ok = h->nstamp && h->nstable && h->sdep && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
+    h->dmap = malloc((size_t)(max_depth + 2) * sizeof(uint8_t *));
+    int ok = h->nstamp && h->nstable && h->sdep && h->starts && h->pchain && h->pflag && h->dst && h->dfl && h->drow && h->dmap && h->need && h->chain && h->fchain && h->relmet && stack_new(h, -1, -1, 0) == S_END && stack_new(h, -1, -1, 0) == S_EXIT
              && !rehash_stacks(h) && !grow((void **)&h->nbuf, &h->nbuf_cap, 1, 4);
     for (int32_t r = 0; ok && r < n_rules; r++) {
         h->nbuf[0] = rule_start[r];
@@ -738,7 +789,7 @@ void gs_core_free(Core *h) {
             free(L->msucc[c]);
         }
         free(L->macc); free(L->mdep); free(L->msucc); free(L->nsucc); free(L->many);
-        free(L->off); free(L->len); free(L->pool); free(L->rows); free(L->has_exit);
+        free(L->off); free(L->len); free(L->pool); free(L->rows); free(L->cmap); free(L->has_exit);
         free(L->has_end); free(L->selfloop); free(L->htab); free(L->cl_off); free(L->cl_len);
         free(L->cl_pool); free(L->trunc); free(L->seen); free(L->ccut); free(L->uni); free(L->uni_t);
         free(L->pclosed); free(L->sexact);
@@ -750,7 +801,9 @@ void gs_core_free(Core *h) {
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
     for (int64_t i = 0; i < h->smask_cap; i++) if (h->smask_own[i]) free(h->smask[i]);
     free(h->smask); free(h->smask_own); free(h->sdep);
-    free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->need); free(h->chain); free(h->fchain); free(h->relmet); free(h->succ);
+    free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->dmap);
+    for (int64_t i = 0; i < h->n_cmaps; i++) free(h->cmaps[i]);
+    free(h->cmaps); free(h->cmap_tab); free(h->need); free(h->chain); free(h->fchain); free(h->relmet); free(h->succ);
     free(h->pchain); free(h->pflag); free(h->pq);
     free(h);
 }
@@ -823,8 +876,8 @@ int32_t gs_single(Core *h, int32_t lv, int32_t s) {
 int32_t gs_step_bytes(Core *h, int32_t lv, int32_t c, const uint8_t *data, int64_t n) {
     Level *L = &h->lv[lv];
     for (int64_t i = 0; i < n && c > 0; i++) {
-        int32_t *row = L->rows[c];
-        int32_t x = row ? row[data[i]] : UNKNOWN;
+        const int32_t *row = L->rows[c];
+        const int32_t x = row ? row[L->cmap[c][data[i]]] : UNKNOWN;
         c = x != UNKNOWN ? x : cell(h, L, c, data[i]);
     }
     return c;
@@ -915,7 +968,7 @@ static int32_t uniform_target(Core *h, Level *L, int32_t c, const uint64_t *sb) 
     /* one check per byte class of c that meets sb: b is the first byte of sb in its class (the
        cuts are read again each step: cell() may have moved the level's arrays) */
     for (int b = first_byte(sb); b < 256; b = next_class_byte(sb, L->ccut + (int64_t)c * 4, b)) {
-        int32_t v = L->rows[c][b];
+        int32_t v = L->rows[c][L->cmap[c][b]];
         if (v == UNKNOWN && (v = cell(h, L, c, b)) < 0) return -1;
         if (t == -3) t = v;
         else if (v != t) return -2;
@@ -1188,7 +1241,7 @@ static int plain_closed(Core *h, Level *L, int32_t cid) {
         if (size > PLAIN_CLOSED_NFA) { ok = 0; break; }
         /* one byte per byte class of c that meets the plain bytes (see uniform_target) */
         for (int b = first_byte(sb); b < 256; b = next_class_byte(sb, L->ccut + (int64_t)c * 4, b)) {
-            int32_t t = L->rows[c][b];
+            int32_t t = L->rows[c][L->cmap[c][b]];
             if (t == UNKNOWN && (t = cell(h, L, c, b)) < 0) return -1;
             const uint8_t m = L->pclosed[t];  /* (cell() may have moved the level's arrays) */
             if (m == 2) { ok = 0; break; }  /* dead, or known to reach a dead one */
@@ -1258,10 +1311,12 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
     const int64_t n = h->n_nodes;
     const Node *nd = h->node;
     int32_t **drow = h->drow;
+    const uint8_t **dmap = h->dmap;
     if (++L->seen_epoch == 0) { memset(L->seen, 0, (size_t)L->cap * 4); L->seen_epoch = 1; }
     h->succ_n = 0;
     int dep_any = 0, v;
     if (!(drow[0] = row_of(h, L, cid))) return -1;
+    dmap[0] = L->cmap[cid];
     h->dst[0] = cid;
     h->dfl[0] = L->has_exit[cid];
     const uint8_t *pf = NULL;  /* the plain tokens are decided already: skip them */
@@ -1300,7 +1355,7 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
                                                                          node that is not */
         const int32_t d = x.depth;
         const uint8_t f = h->dfl[d - 1];  /* this node's flag */
-        int32_t ns = drow[d - 1][x.byte];
+        int32_t ns = drow[d - 1][dmap[d - 1][x.byte]];
         if (__builtin_expect(ns == UNKNOWN, 0) && (ns = cell(h, L, h->dst[d - 1], x.byte)) < 0) return -1;
         if (ns == 0 && !f) {  /* dead: nothing below can live */
             /* a child of the root: so are its next siblings up to the end of its byte class
@@ -1334,6 +1389,7 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
         int32_t *row = L->rows[ns];
         if (!row && !(row = row_of(h, L, ns))) return -1;
         drow[d] = row;
+        dmap[d] = L->cmap[ns];
         h->dst[d] = ns;
         h->dfl[d] = fc;
         i++;
