@@ -95,7 +95,9 @@ typedef struct {
     int32_t *imap, *iset; int64_t *ieoff; uint8_t *icand;  /* nfa_immortal's search (IMAP slots,
                                         IMMORTAL_MAX states) */
     int32_t *iedge; int64_t iedge_cap; int32_t *iclos; int64_t iclos_cap;
-    int32_t *trans;                  /* [dcap][256], T_UNKNOWN until a step needs it */
+    int32_t **trans;                 /* [dcap]: one cell per byte class (set when ready),
+                                        T_UNKNOWN until a step needs it */
+    const uint8_t **tmap;            /* [dcap]: its byte -> class map (see class_map) */
     uint64_t *dcut;                  /* [dcap][4]: bit x set where a byte class starts (x in
                                         1..255): bytes of one class step alike */
     int64_t *call_off; int32_t *call_n;
@@ -378,7 +380,8 @@ static int32_t dfa_intern_closure(Core *h, int64_t m) {
         cap = c0; if (grow((void **)&h->final, &cap, need, 1)) return -1;
         cap = c0; if (grow((void **)&h->has_bytes, &cap, need, 1)) return -1;
         cap = c0; if (grow((void **)&h->ploop, &cap, need, 1)) return -1;
-        cap = c0; if (grow((void **)&h->trans, &cap, need, 256 * 4)) return -1;
+        cap = c0; if (grow((void **)&h->trans, &cap, need, sizeof(int32_t *))) return -1;
+        cap = c0; if (grow((void **)&h->tmap, &cap, need, sizeof(uint8_t *))) return -1;
         cap = c0; if (grow((void **)&h->dcut, &cap, need, 32)) return -1;
         cap = c0; if (grow((void **)&h->call_off, &cap, need, 8)) return -1;
         cap = c0; if (grow((void **)&h->call_n, &cap, need, 4)) return -1;
@@ -392,6 +395,7 @@ static int32_t dfa_intern_closure(Core *h, int64_t m) {
     h->dset_n += k;
     h->ready[d] = 0;
     h->ploop[d] = 0;
+    h->trans[d] = NULL;
     h->dtab[j] = (int32_t)d;
     return (int32_t)d;
 }
@@ -400,6 +404,8 @@ static int cmp_pair(const void *a, const void *b) {
     const int32_t *x = a, *y = b;
     return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
 }
+
+static const uint8_t *class_map(Core *h, const uint64_t *cut);
 
 /* compute dstate d's flags, byte classes and calls (grouped by callee: one return dstate each) */
 static int dfa_make_ready(Core *h, int32_t d) {
@@ -423,11 +429,16 @@ static int dfa_make_ready(Core *h, int32_t d) {
             np++;
         }
     }
-    int32_t *row = h->trans + (int64_t)d * 256;
     uint64_t *dc = h->dcut + (int64_t)d * 4;  /* byte classes: the runs between two cuts */
     dc[0] = cut[0] & ~1ULL;  /* (a cut at 0 or 256 splits nothing) */
     dc[1] = cut[1]; dc[2] = cut[2]; dc[3] = cut[3];
-    memset(row, 0xfd, 256 * 4);  /* T_UNKNOWN */
+    const uint8_t *map = class_map(h, h->dcut + (int64_t)d * 4);
+    if (!map) return -1;
+    int32_t *row = malloc((size_t)(map[255] + 1) * 4);
+    if (!row) return -1;
+    memset(row, 0xfd, (size_t)(map[255] + 1) * 4);  /* T_UNKNOWN */
+    h->trans[d] = row;
+    h->tmap[d] = map;
     h->final[d] = fin;
     h->has_bytes[d] = hb;
     if (np > 1) qsort(h->pairs, (size_t)np, 8, cmp_pair);
@@ -457,7 +468,8 @@ static inline int ensure_dfa(Core *h, int32_t d) {
 
 /* dstate d's transition on byte b (d ready): a dstate, DEAD, or T_UNKNOWN on error */
 static int32_t dfa_step(Core *h, int32_t d, int b) {
-    int32_t t = h->trans[(int64_t)d * 256 + b];
+    const int k = h->tmap[d][b];
+    int32_t t = h->trans[d][k];
     if (t != T_UNKNOWN) return t;
     int64_t m = 0;
     for (int32_t i = 0; i < h->dset_len[d]; i++) {
@@ -475,10 +487,7 @@ static int32_t dfa_step(Core *h, int32_t d, int b) {
     } else {
         t = DEAD;
     }
-    /* the class of b is the run of bytes between two cuts */
-    const uint64_t *cut = h->dcut + (int64_t)d * 4;
-    int32_t *row = h->trans + (int64_t)d * 256;
-    for (int i = bit_at_or_below(cut, b), hi = bit_above(cut, b); i < hi; i++) row[i] = t;
+    h->trans[d][k] = t;  /* for b's whole class */
     return t;
 }
 
@@ -796,7 +805,9 @@ void gs_core_free(Core *h) {
     }
     free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
     free(h->pairs);
-    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->nstable); free(h->imap); free(h->iset); free(h->ieoff); free(h->icand); free(h->iedge); free(h->iclos); free(h->trans); free(h->dcut); free(h->call_off);
+    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->nstable); free(h->imap); free(h->iset); free(h->ieoff); free(h->icand); free(h->iedge); free(h->iclos); free(h->dcut);
+    for (int64_t d = 0; d < h->nd; d++) free(h->trans[d]);
+    free(h->trans); free(h->tmap); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
     for (int64_t i = 0; i < h->smask_cap; i++) if (h->smask_own[i]) free(h->smask[i]);
