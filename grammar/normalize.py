@@ -13,6 +13,7 @@ not) before consuming a byte, so a pushdown closure terminates.
 """
 from __future__ import annotations
 
+import threading
 from operator import is_not
 
 from . import ir
@@ -57,12 +58,18 @@ def _rebuild(node, fn):
 def _map_leaves(node, fn):
     """fn on every node, top-down (a node fn changes is not entered), each shared subtree
     rewritten once (an automaton label on thousands of edges), not once per parent."""
-    return _leaf_mapper(fn)(node)
+    visit, close = _leaf_mapper(fn)
+    try:
+        return visit(node)
+    finally:
+        close()
 
 
 def _leaf_mapper(fn):
-    """_map_leaves(., fn) as a function whose memo lasts as long as it does: mapping every rule
-    of a grammar with one mapper rewrites a subtree the rules share once, not once per rule."""
+    """(_map_leaves(., fn) as a function whose memo lasts as long as it does, close()): mapping
+    every rule of a grammar with one mapper rewrites a subtree the rules share once, not once
+    per rule.  close() breaks the recursive closure's reference cycle (which would keep every
+    node it saw alive until a cyclic-GC pass); the mapper is unusable after it."""
     memo: dict[int, tuple] = {}
 
     def visit(n):
@@ -72,7 +79,12 @@ def _leaf_mapper(fn):
             got = memo[id(n)] = (n, out if out is not n else _rebuild(n, visit))
         return got[1]
 
-    return visit
+    def close() -> None:
+        nonlocal visit
+        visit = None
+        memo.clear()
+
+    return visit, close
 
 
 _MEMO_LIMIT = 200_000
@@ -80,6 +92,8 @@ _MEMO_LIMIT = 200_000
 
 _COUNTS: dict[int, tuple] = {}  # id(node) -> (node, {name: uses})
 _SIZES: dict[int, tuple] = {}  # id(node) -> (node, size)
+_memo_lock = threading.Lock()
+_memo_users = 0  # prepare() calls in flight: the last one out empties the memos
 _NO_REFS: dict = {}
 
 
@@ -179,6 +193,7 @@ def _productive(rules: dict) -> set[str]:
             if name not in good and prod(body):
                 good.add(name)
                 changed = True
+    prod = None  # noqa: F841  (the recursive closure's cycle, broken)
     return good
 
 
@@ -283,6 +298,7 @@ def _check_left_recursion(rules: dict) -> None:
     for name in rules:
         if name not in state:
             dfs(name, [name])
+    dfs = None  # noqa: F841  (the recursive closure's cycle, broken)
 
 
 def _sccs(rules: dict) -> list[list[str]]:
@@ -392,6 +408,8 @@ def _inline(rules: dict, start: str, frames: frozenset = frozenset()) -> dict:
     kept = {n: (rules[n] if n in recursive else expand(n)) for n in rules
             if n == start or n in recursive or not inlinable(n)}
     kept = {n: subst(b) if n in recursive else b for n, b in kept.items()}
+    subst = expand = inlinable = None  # noqa: F841  (the closures' cycles, broken)
+    done.clear()
     kept = _inline_cycle_members(kept, start, recursive)
     reachable, todo = {start}, [start]
     while todo:
@@ -466,17 +484,43 @@ def _hoist_repeats(rules: dict) -> dict:
                 got = hoisted[id(label)] = (label, ref)
             return got[1]
 
-        return visit
+        def close() -> None:  # the closures' cycles, broken (freed without the cyclic GC)
+            nonlocal visit, hoist
+            visit = hoist = None
+
+        return visit, close
 
     for name, body in rules.items():
-        out[name] = visitor(name)(body)
+        visit, close = visitor(name)
+        out[name] = visit(body)
+        close()
     return out
 
 
 def prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
-    """The kept rules (start first), ready for automaton construction; see the module doc."""
-    resolve = _leaf_mapper(_resolve_regex)
-    rules = {n: resolve(b) for n, b in grammar.rules.items()}
+    """The kept rules (start first), ready for automaton construction; see the module doc.
+
+    The size / reference memos live while some prepare() runs: emptied by the last one out, they
+    never keep a compiled grammar's IR alive (nor make the cyclic GC walk it) after its compile."""
+    global _memo_users
+    with _memo_lock:
+        _memo_users += 1
+    try:
+        return _prepare(grammar)
+    finally:
+        with _memo_lock:
+            _memo_users -= 1
+            if _memo_users == 0:
+                _COUNTS.clear()
+                _SIZES.clear()
+
+
+def _prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
+    resolve, close = _leaf_mapper(_resolve_regex)
+    try:
+        rules = {n: resolve(b) for n, b in grammar.rules.items()}
+    finally:
+        close()
     for name, body in rules.items():
         missing = refs(body) - rules.keys()
         if missing:
@@ -486,8 +530,9 @@ def prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
         raise GrammarError(f"the grammar matches nothing (rule {grammar.start!r} is unproductive)")
     bad = rules.keys() - good
     if bad:  # (usually none: then there is nothing to replace)
-        nothing = _leaf_mapper(lambda n: ir.NOTHING if isinstance(n, ir.Ref) and n.name in bad else n)
+        nothing, close = _leaf_mapper(lambda n: ir.NOTHING if isinstance(n, ir.Ref) and n.name in bad else n)
         rules = {n: nothing(b) if not refs(b).isdisjoint(bad) else b for n, b in rules.items() if n in good}
+        close()
     rules = {n: _eliminate_direct_left_recursion(n, b) for n, b in rules.items()}
     rules = _inline(rules, grammar.start, frozenset(grammar.frames))
     rules = _hoist_repeats(rules)
