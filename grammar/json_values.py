@@ -15,6 +15,7 @@ Everything here matches the JSON *text* (UTF-8 bytes), not decoded values:
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 
 from grammar.ir import EMPTY, NOTHING, Alt, Automaton, CharClass, Literal, Node, Ref, Repeat, Seq
@@ -62,9 +63,13 @@ def seq(items) -> Node:
     """Seq that flattens nested Seqs, short-circuits NOTHING and collapses singletons."""
     flat: list[Node] = []
     for it in items:
-        if it == NOTHING:
+        t = type(it)
+        if t is Alt and not it.items:  # == NOTHING (an exact Alt(()))
             return NOTHING
-        flat.extend(it.items if isinstance(it, Seq) else (it,))
+        if t is Seq or isinstance(it, Seq):
+            flat.extend(it.items)
+        else:
+            flat.append(it)
     return flat[0] if len(flat) == 1 else Seq(tuple(flat))
 
 
@@ -198,7 +203,11 @@ def add_used_shared(rules: dict[str, Node]) -> None:
                 rules[node.name] = shared[node.name]
                 todo.append(shared[node.name])
         elif isinstance(node, (Seq, Alt)):
-            todo.extend(x for x in node.items if id(x) not in seen and not seen.add(id(x)))
+            for x in node.items:  # (literals and classes refer to nothing: not even queued)
+                tx = type(x)
+                if tx is not Literal and tx is not CharClass and id(x) not in seen:
+                    seen.add(id(x))
+                    todo.append(x)
         elif isinstance(node, Repeat):
             todo.append(node.item)
         elif isinstance(node, Automaton):
@@ -228,14 +237,20 @@ def json_value_rules(prefix: str = "json_") -> dict[str, Node]:
     return rules
 
 
+_ONE_SPELLING = re.compile(r'[ !#-.0-\[\]-~]+')  # printable ASCII but " \\ /: spelled as is
+
+
 def string_literal(text: str) -> Node:
     """A JSON string whose decoded content is exactly `text` (any allowed spelling per char)."""
+    if _ONE_SPELLING.fullmatch(text):  # the usual key or enum value: one literal
+        return Literal(b'"' + text.encode() + b'"')
     parts: list[Node] = [QUOTE]
-    for c in text:  # printable ASCII but " \\ / has one spelling: merged into Literals
-        if 0x20 <= ord(c) < 0x7F and c not in '"\\/':
-            parts.append(lit(c))
-        else:
-            parts.append(escaped_class(((ord(c), ord(c)),)))
+    i = 0
+    for m in _ONE_SPELLING.finditer(text):  # runs of one-spelling characters become Literals
+        parts += [escaped_class(((ord(c), ord(c)),)) for c in text[i:m.start()]]
+        parts.append(Literal(m.group().encode()))
+        i = m.end()
+    parts += [escaped_class(((ord(c), ord(c)),)) for c in text[i:]]
     parts.append(QUOTE)
     return seq(_merge_literals(parts))
 
