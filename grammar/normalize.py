@@ -14,7 +14,7 @@ not) before consuming a byte, so a pushdown closure terminates.
 from __future__ import annotations
 
 import threading
-from operator import is_not
+from operator import is_, is_not
 
 from . import ir
 from .errors import GrammarError
@@ -68,15 +68,32 @@ def _map_leaves(node, fn):
 def _leaf_mapper(fn):
     """(_map_leaves(., fn) as a function whose memo lasts as long as it does, close()): mapping
     every rule of a grammar with one mapper rewrites a subtree the rules share once, not once
-    per rule.  close() breaks the recursive closure's reference cycle (which would keep every
+    per rule.  fn must return the plain leaves (_PLAIN: literals, classes) unchanged: they are
+    not passed to it.  close() breaks the recursive closure's reference cycle (which would keep every
     node it saw alive until a cyclic-GC pass); the mapper is unusable after it."""
     memo: dict[int, tuple] = {}
+    Seq, Alt = ir.Seq, ir.Alt
 
     def visit(n):
         got = memo.get(id(n))  # inline, not a wrapper: deep schemas need every stack frame
         if got is None or got[0] is not n:
             out = fn(n)
-            got = memo[id(n)] = (n, out if out is not n else _rebuild(n, visit))
+            if out is n:
+                t = type(n)
+                if t is Seq or t is Alt:  # _rebuild, with the plain leaves kept without a call
+                    items = n.items
+                    new = []
+                    for it in items:
+                        if type(it) in _PLAIN:
+                            new.append(it)
+                            continue
+                        got = memo.get(id(it))  # a shared item's memo, read without a call
+                        new.append(got[1] if got is not None and got[0] is it else visit(it))
+                    if not all(map(is_, new, items)):
+                        out = t(tuple(new))
+                else:
+                    out = _rebuild(n, visit)
+            got = memo[id(n)] = (n, out)
         return got[1]
 
     def close() -> None:
@@ -95,21 +112,34 @@ _SIZES: dict[int, tuple] = {}  # id(node) -> (node, size)
 _memo_lock = threading.Lock()
 _memo_users = 0  # prepare() calls in flight: the last one out empties the memos
 _NO_REFS: dict = {}
+_LEAVES = frozenset({ir.Literal, ir.CharClass, ir.ByteClass, ir.Regex})  # nodes without children or refs
+_PLAIN = frozenset({ir.Literal, ir.CharClass, ir.ByteClass})  # leaves every rewrite here keeps as they are
 
 
 def _ref_counts(node) -> dict[str, int]:
     """How many times each rule is referenced inside node (do not mutate the result: a node
     with one child that refers to anything shares that child's dict)."""
+    t = type(node)
+    if t in _LEAVES:  # no references, and not worth a memo entry
+        return _NO_REFS
     got = _COUNTS.get(id(node))  # the memo inline: deep schemas need every stack frame
     if got is not None and got[0] is node:
         return got[1]
-    t = type(node)
     if t is ir.Ref:
         out = {node.name: 1}
     else:
         out, owned = _NO_REFS, False
         for c in (node.items if t is ir.Seq or t is ir.Alt else _children(node)):
-            sub = _ref_counts(c)
+            tc = type(c)
+            if tc in _LEAVES:
+                continue
+            if tc is ir.Ref:  # counted here: no call, no memo entry
+                if not owned:
+                    out, owned = dict(out), True
+                out[c.name] = out.get(c.name, 0) + 1
+                continue
+            got = _COUNTS.get(id(c))  # a shared child's memo, read without a call
+            sub = got[1] if got is not None and got[0] is c else _ref_counts(c)
             if not sub:
                 continue
             if not out:
@@ -136,16 +166,25 @@ def refs(node, acc: set | None = None) -> set[str]:
 
 def size(node) -> int:
     """Roughly the NFA states the node unrolls to (bounded repeats count every copy)."""
+    t = type(node)
+    if t is ir.Literal:  # leaves: no memo entry
+        return max(len(node.value), 1)
+    if t in _LEAVES:
+        return 1
     got = _SIZES.get(id(node))  # the memo inline: deep schemas need every stack frame
     if got is not None and got[0] is node:
         return got[1]
-    t = type(node)
-    if t is ir.Literal:
-        out = max(len(node.value), 1)
-    elif t is ir.Seq or t is ir.Alt:
+    if t is ir.Seq or t is ir.Alt:
         out = 1
         for c in node.items:
-            out += size(c)
+            tc = type(c)
+            if tc is ir.Literal:
+                out += max(len(c.value), 1)
+            elif tc in _LEAVES or tc is ir.Ref:
+                out += 1
+            else:
+                got = _SIZES.get(id(c))  # a shared child's memo, read without a call
+                out += got[1] if got is not None and got[0] is c else size(c)
     elif t is ir.Repeat:
         out = 1 + size(node.item) * max(node.min if node.max is None else node.max, 1)
     elif t is ir.Automaton:
@@ -389,11 +428,24 @@ def _inline(rules: dict, start: str, frames: frozenset = frozenset()) -> dict:
 
     done: dict[int, tuple] = {}  # each shared subtree substituted once
 
+    Seq, Alt = ir.Seq, ir.Alt
+
     def subst(node):
         got = done.get(id(node))
         if got is None or got[0] is not node:
+            t = type(node)
             if isinstance(node, ir.Ref) and node.name in rules and inlinable(node.name):
                 out = memo[node.name]
+            elif t is Seq or t is Alt:  # _rebuild, with the plain leaves kept without a call
+                items = node.items
+                new = []
+                for it in items:
+                    if type(it) in _PLAIN:
+                        new.append(it)
+                        continue
+                    got = done.get(id(it))  # a shared item's memo, read without a call
+                    new.append(got[1] if got is not None and got[0] is it else subst(it))
+                out = node if all(map(is_, new, items)) else t(tuple(new))
             else:
                 out = _rebuild(node, subst)
             got = done[id(node)] = (node, out)
@@ -522,7 +574,8 @@ def _prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
     finally:
         close()
     for name, body in rules.items():
-        missing = refs(body) - rules.keys()
+        # (not `refs - rules.keys()`: a set minus a keys view walks every key, once per rule)
+        missing = [r for r in _ref_counts(body) if r not in rules]
         if missing:
             raise GrammarError(f"rule {name!r} refers to undefined rule(s) {sorted(missing)}")
     good = _productive(rules)
