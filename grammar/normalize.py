@@ -1,7 +1,8 @@
 """IR passes before automaton construction: the grammar the compiler really builds.
 
 prepare(grammar) ->
-  1. Regex nodes parsed into IR; undefined references raise GrammarError.
+  1. Regex nodes parsed into IR, and structurally equal subtrees made one object (every later
+     pass walks a shared subtree once); undefined references raise GrammarError.
   2. unproductive rules (no finite sentence) replaced by NOTHING; an empty language raises.
   3. non-recursive rules (and recursive ones that stop recursing once others are inlined) are
      inlined into their users while that stays small, so that only the rules on recursion
@@ -207,6 +208,63 @@ def _resolve_regex(node):
     if isinstance(node, ir.Repeat) and node.max is not None and node.max < node.min:
         raise GrammarError(f"repeat bounds min={node.min} > max={node.max}")
     return node
+
+
+def _resolve_shared(rules: dict) -> dict:
+    """The rules with Regex nodes parsed and repeat bounds checked (_resolve_regex, top-down, a
+    parsed regex not entered), and every subtree that repeats another one structurally made that
+    same object (hash-consing, children first: a key is the node's type, fields and children's
+    identities).  The front ends build equal subtrees many times over (a string's unit loop, a
+    key's spelling, a member separator); shared, every later pass walks each of them once, and
+    the NFA builder replays the first build for the others (state for state what a fresh build
+    makes).  Automata (the iteration order of `finals` numbers states) and subclasses are
+    rebuilt, never merged."""
+    memo: dict[int, tuple] = {}  # id(node) -> (node, its resolved shared copy)
+    table: dict = {}  # key -> the shared node
+    Seq, Alt, Literal, CharClass, Ref, Repeat = ir.Seq, ir.Alt, ir.Literal, ir.CharClass, ir.Ref, ir.Repeat
+
+    def visit(n):
+        got = memo.get(id(n))  # the memo inline: deep schemas need every stack frame
+        if got is not None and got[0] is n:
+            return got[1]
+        out = _resolve_regex(n)
+        t = type(n)
+        if out is not n:
+            pass
+        elif t is Seq or t is Alt:
+            items = n.items
+            new = []
+            for it in items:
+                got = memo.get(id(it))  # a shared item's memo, read without a call
+                new.append(got[1] if got is not None and got[0] is it else visit(it))
+            key = (t, *map(id, new))
+            out = table.get(key)
+            if out is None:
+                out = table[key] = n if all(map(is_, new, items)) else t(tuple(new))
+        elif t is Literal:
+            out = table.setdefault((t, n.value), n)
+        elif t is CharClass:
+            try:
+                out = table.setdefault((t, n.ranges, n.negated), n)
+            except TypeError:  # ranges as lists: kept as it is
+                pass
+        elif t is Ref:
+            out = table.setdefault((t, n.name), n)
+        elif t is Repeat:
+            item = visit(n.item)
+            key = (t, id(item), n.min, n.max)
+            out = table.get(key)
+            if out is None:
+                out = table[key] = n if item is n.item else Repeat(item, n.min, n.max)
+        else:
+            out = _rebuild(n, visit)
+        memo[id(n)] = (n, out)
+        return out
+
+    try:
+        return {name: visit(body) for name, body in rules.items()}
+    finally:
+        visit = None  # noqa: F841  (the recursive closure's cycle, broken)
 
 
 def _productive(rules: dict) -> set[str]:
@@ -568,11 +626,7 @@ def prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
 
 
 def _prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
-    resolve, close = _leaf_mapper(_resolve_regex)
-    try:
-        rules = {n: resolve(b) for n, b in grammar.rules.items()}
-    finally:
-        close()
+    rules = _resolve_shared(grammar.rules)
     for name, body in rules.items():
         # (not `refs - rules.keys()`: a set minus a keys view walks every key, once per rule)
         missing = [r for r in _ref_counts(body) if r not in rules]
