@@ -48,14 +48,28 @@ def lit(text: str) -> Literal:
     return Literal(text.encode("utf-8"))
 
 
+def _among(flat: list, x) -> bool:
+    """x in flat, comparing only nodes of x's own class (IR nodes of different classes are never
+    equal: skipping them saves two dataclass __eq__ calls each)."""
+    t = type(x)
+    for y in flat:
+        if y is x or (type(y) is t and y == x):
+            return True
+    return False
+
+
 def alt(items) -> Node:
     """Alt that flattens nested Alts, drops NOTHING and collapses singletons."""
     flat: list[Node] = []
+    lits: set[bytes] = set()  # values of the Literals in flat: an enum's are found by hash
     for it in items:
-        if isinstance(it, Alt):
-            flat.extend(x for x in it.items if x not in flat)
-        elif it not in flat:
-            flat.append(it)
+        for x in (it.items if isinstance(it, Alt) else (it,)):
+            if type(x) is Literal:  # equal to a node of flat exactly when a Literal of its value
+                if x.value not in lits:
+                    lits.add(x.value)
+                    flat.append(x)
+            elif not _among(flat, x):
+                flat.append(x)
     return flat[0] if len(flat) == 1 else Alt(tuple(flat))
 
 

@@ -71,7 +71,7 @@ def _encode(rules: dict, index: dict, names: list) -> tuple[list, bytearray, lis
     body.  One Python frame per IR level (deep schemas need every stack frame)."""
     code: list[int] = []
     pool = bytearray()
-    lits: dict[bytes, int] = {}  # literal bytes -> pool offset
+    leaves: dict = {}  # a literal's bytes or a reference's rule name -> its one record
     classes: dict[tuple, int] = {}  # (ranges, negated) -> template offset
     seen: dict[int, tuple] = {}  # id(node) -> (node, offset)
     Literal, Ref, Seq, Alt = ir.Literal, ir.Ref, ir.Seq, ir.Alt
@@ -85,7 +85,13 @@ def _encode(rules: dict, index: dict, names: list) -> tuple[list, bytearray, lis
             t = next((k for k in _NODE_TYPES if isinstance(node, k)), None)
         if t is Seq or t is Alt:
             kids = []
-            for it in node.items:  # the memo looked up here too: most items were met before
+            for it in node.items:  # leaves and met items here, without a call
+                ti = type(it)
+                if ti is Literal or ti is Ref:
+                    key = it.value if ti is Literal else it.name
+                    off = leaves.get(key)
+                    kids.append(off if off is not None else enc(it))
+                    continue
                 got = seen.get(id(it))
                 kids.append(got[1] if got is not None and got[0] is it else enc(it))
             out = len(code)
@@ -94,15 +100,16 @@ def _encode(rules: dict, index: dict, names: list) -> tuple[list, bytearray, lis
             code.extend(kids)
         elif t is Literal:
             v = node.value
-            off = lits.get(v)
-            if off is None:
-                off = lits[v] = len(pool)
+            out = leaves.get(v)
+            if out is None:
+                out = leaves[v] = len(code)
+                code.extend((_LIT, len(v), len(pool)))
                 pool.extend(v)
-            out = len(code)
-            code.extend((_LIT, len(v), off))
         elif t is Ref:
-            out = len(code)
-            code.extend((_REF, index[node.name]))
+            out = leaves.get(node.name)
+            if out is None:
+                out = leaves[node.name] = len(code)
+                code.extend((_REF, index[node.name]))
         elif t is ir.CharClass:
             key = (node.ranges, node.negated)
             toff = classes.get(key)

@@ -227,16 +227,22 @@ def _resolve_shared(rules: dict) -> dict:
         got = memo.get(id(n))  # the memo inline: deep schemas need every stack frame
         if got is not None and got[0] is n:
             return got[1]
-        out = _resolve_regex(n)
         t = type(n)
+        out = n if t is Seq or t is Alt else _resolve_regex(n)  # (which keeps those as they are)
         if out is not n:
             pass
         elif t is Seq or t is Alt:
             items = n.items
             new = []
             for it in items:
-                got = memo.get(id(it))  # a shared item's memo, read without a call
-                new.append(got[1] if got is not None and got[0] is it else visit(it))
+                ti = type(it)
+                if ti is Literal:  # leaves shared here, without a call or a memo entry
+                    new.append(table.setdefault((ti, it.value), it))
+                elif ti is Ref:
+                    new.append(table.setdefault((ti, it.name), it))
+                else:
+                    got = memo.get(id(it))  # a shared item's memo, read without a call
+                    new.append(got[1] if got is not None and got[0] is it else visit(it))
             key = (t, *map(id, new))
             out = table.get(key)
             if out is None:
@@ -351,7 +357,8 @@ def _alternatives(node, name: str, nullable: set[str]) -> list[tuple]:
 
 def _eliminate_direct_left_recursion(name: str, body, nullable: set[str] = frozenset()):
     """R: R a | R b | c  ->  R: c (a | b)*  (when R leads some alternative of its own body)."""
-    if name not in _lead(body, nullable)[0]:
+    if name not in _ref_counts(body) or name not in _lead(body, nullable)[0]:  # (a rule it never
+        # refers to cannot lead it: the reference counts are memoized, _lead is not)
         return body
     rec, base = [], []
     for a in _alternatives(body, name, nullable):
