@@ -195,8 +195,14 @@ EXPONENT: Node = seq((CharClass(((0x45, 0x45), (0x65, 0x65))), Repeat(CharClass(
 
 
 def shared_rules() -> dict[str, Node]:
-    """The rules behind WS, STRING_CHAR, STRING_UNIT, STRING and NUMBER."""
-    return {
+    """The rules behind WS, STRING_CHAR, STRING_UNIT, STRING and NUMBER (a fresh dict; the
+    bodies, immutable, are built once per process)."""
+    return dict(_shared_bodies())
+
+
+@lru_cache(maxsize=1)
+def _shared_bodies() -> tuple:
+    return tuple({
         "json_ws": Alt((EMPTY, Literal(b" "), Seq((Literal(b"\n"), Repeat(Literal(b" "), 0, MAX_INDENT))))),
         "json_char": escaped_class(ALL_CHARS),
         "json_sesc": alt([Literal(x) for x in _SHORT.values()]),
@@ -204,17 +210,19 @@ def shared_rules() -> dict[str, Node]:
         "json_unit": _UNIT,
         "json_string": seq((QUOTE, Repeat(STRING_UNIT, 0, None), QUOTE)),
         "json_number": seq((INTEGER, Repeat(FRACTION, 0, 1), Repeat(EXPONENT, 0, 1))),
-    }
+    }.items())
 
 
 def add_used_shared(rules: dict[str, Node]) -> None:
     """Define (in place) the shared rules that `rules` reference, directly or not."""
     shared, seen, todo = shared_rules(), set(), list(rules.values())
-    while todo:
+    undefined = shared.keys() - rules.keys()
+    while todo and undefined:  # (once every shared rule is defined, the walk can add nothing)
         node = todo.pop()
         if isinstance(node, Ref):
-            if node.name in shared and node.name not in rules:
+            if node.name in undefined:
                 rules[node.name] = shared[node.name]
+                undefined.discard(node.name)
                 todo.append(shared[node.name])
         elif isinstance(node, (Seq, Alt)):
             for x in node.items:  # (literals and classes refer to nothing: not even queued)
