@@ -143,8 +143,17 @@ class Dfa:
 
     @classmethod
     def from_nfa(cls, nfa: CharNfa) -> "Dfa":
+        closures: dict[frozenset, frozenset] = {}  # target set -> its closure: many rows and
+        # ranges step to the same set (a pattern's `.*` on every state), each closed once
+
+        def close(ts: frozenset) -> frozenset:
+            got = closures.get(ts)
+            if got is None:
+                got = closures[ts] = nfa.closure(ts)
+            return got
+
         sets, trans = _explore(nfa.closure([nfa.start]), lambda cur, state: [
-            (lo, hi, state(nfa.closure(ts))) for lo, hi, ts in _split([e for s in cur for e in nfa.edges[s]])])
+            (lo, hi, state(close(ts))) for lo, hi, ts in _split([e for s in cur for e in nfa.edges[s]])])
         return cls(trans, {q for q, st in enumerate(sets) if not st.isdisjoint(nfa.finals)})
 
     @classmethod

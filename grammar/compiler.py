@@ -39,9 +39,12 @@ class GrammarCompiler:
                 self._cache.move_to_end(key)
                 return got
         try:
-            with no_gc():
+            with no_gc():  # the IR is dropped before the GC comes back (see _gc.no_gc)
                 grammar, warnings = build()
-                compiled = CompiledGrammar(prepare(grammar), self.vocab, warnings)
+                rules = prepare(grammar)
+                del grammar
+                compiled = CompiledGrammar(rules, self.vocab, warnings)
+                del rules
         except RecursionError:  # a clear error for the one request, never a crash
             raise GrammarError("the grammar nests too deeply to compile") from None
         with self._lock:

@@ -177,4 +177,5 @@ def multiple_of_rules(k: int, prefix: str) -> tuple[dict[str, Node], Node]:
         firsts.setdefault(d % k, []).append(d)
     entry = alt([Literal(b"0")] + [seq((CharClass(tuple((48 + d, 48 + d) for d in ds)), state(r, INT_DIGITS - 1)))
                                    for r, ds in firsts.items()])
+    state = None  # noqa: F841  (the recursive closure's cycle, broken)
     return rules, entry

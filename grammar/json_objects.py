@@ -42,7 +42,9 @@ def key_not_in(names) -> Node:
         parts += [seq((escaped_class(((ord(k), ord(k)),)), body(node[k]))) for k in kids]
         return alt(parts)
 
-    return seq((QUOTE, body(trie), QUOTE))
+    out = seq((QUOTE, body(trie), QUOTE))
+    body = None  # noqa: F841  (the recursive closure's cycle, broken: freed without the cyclic GC)
+    return out
 
 
 def _small(node: Node, budget: int = 40) -> int:
@@ -213,7 +215,9 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
         lw.rules[name] = alt(parts) if parts else NOTHING
         return lw.ref(name)
 
-    return seq((Literal(b"{"), WS, state(0, 0, frozenset(), frozenset()), WS, Literal(b"}")))
+    out = seq((Literal(b"{"), WS, state(0, 0, frozenset(), frozenset()), WS, Literal(b"}")))
+    state = None  # noqa: F841  (breaks the closure's cycle, which would hold the lowerer until a GC pass)
+    return out
 
 
 def _dependencies(lw, schema: dict, items: list, open_: bool, ptr: str) -> tuple[dict, dict]:

@@ -15,6 +15,7 @@ Everything here matches the JSON *text* (UTF-8 bytes), not decoded values:
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 
 from grammar.ir import EMPTY, NOTHING, Alt, Automaton, CharClass, Literal, Node, Ref, Repeat, Seq
@@ -47,14 +48,28 @@ def lit(text: str) -> Literal:
     return Literal(text.encode("utf-8"))
 
 
+def _among(flat: list, x) -> bool:
+    """x in flat, comparing only nodes of x's own class (IR nodes of different classes are never
+    equal: skipping them saves two dataclass __eq__ calls each)."""
+    t = type(x)
+    for y in flat:
+        if y is x or (type(y) is t and y == x):
+            return True
+    return False
+
+
 def alt(items) -> Node:
     """Alt that flattens nested Alts, drops NOTHING and collapses singletons."""
     flat: list[Node] = []
+    lits: set[bytes] = set()  # values of the Literals in flat: an enum's are found by hash
     for it in items:
-        if isinstance(it, Alt):
-            flat.extend(x for x in it.items if x not in flat)
-        elif it not in flat:
-            flat.append(it)
+        for x in (it.items if isinstance(it, Alt) else (it,)):
+            if type(x) is Literal:  # equal to a node of flat exactly when a Literal of its value
+                if x.value not in lits:
+                    lits.add(x.value)
+                    flat.append(x)
+            elif not _among(flat, x):
+                flat.append(x)
     return flat[0] if len(flat) == 1 else Alt(tuple(flat))
 
 
@@ -62,9 +77,13 @@ def seq(items) -> Node:
     """Seq that flattens nested Seqs, short-circuits NOTHING and collapses singletons."""
     flat: list[Node] = []
     for it in items:
-        if it == NOTHING:
+        t = type(it)
+        if t is Alt and not it.items:  # == NOTHING (an exact Alt(()))
             return NOTHING
-        flat.extend(it.items if isinstance(it, Seq) else (it,))
+        if t is Seq or isinstance(it, Seq):
+            flat.extend(it.items)
+        else:
+            flat.append(it)
     return flat[0] if len(flat) == 1 else Seq(tuple(flat))
 
 
@@ -176,8 +195,14 @@ EXPONENT: Node = seq((CharClass(((0x45, 0x45), (0x65, 0x65))), Repeat(CharClass(
 
 
 def shared_rules() -> dict[str, Node]:
-    """The rules behind WS, STRING_CHAR, STRING_UNIT, STRING and NUMBER."""
-    return {
+    """The rules behind WS, STRING_CHAR, STRING_UNIT, STRING and NUMBER (a fresh dict; the
+    bodies, immutable, are built once per process)."""
+    return dict(_shared_bodies())
+
+
+@lru_cache(maxsize=1)
+def _shared_bodies() -> tuple:
+    return tuple({
         "json_ws": Alt((EMPTY, Literal(b" "), Seq((Literal(b"\n"), Repeat(Literal(b" "), 0, MAX_INDENT))))),
         "json_char": escaped_class(ALL_CHARS),
         "json_sesc": alt([Literal(x) for x in _SHORT.values()]),
@@ -185,20 +210,26 @@ def shared_rules() -> dict[str, Node]:
         "json_unit": _UNIT,
         "json_string": seq((QUOTE, Repeat(STRING_UNIT, 0, None), QUOTE)),
         "json_number": seq((INTEGER, Repeat(FRACTION, 0, 1), Repeat(EXPONENT, 0, 1))),
-    }
+    }.items())
 
 
 def add_used_shared(rules: dict[str, Node]) -> None:
     """Define (in place) the shared rules that `rules` reference, directly or not."""
     shared, seen, todo = shared_rules(), set(), list(rules.values())
-    while todo:
+    undefined = shared.keys() - rules.keys()
+    while todo and undefined:  # (once every shared rule is defined, the walk can add nothing)
         node = todo.pop()
         if isinstance(node, Ref):
-            if node.name in shared and node.name not in rules:
+            if node.name in undefined:
                 rules[node.name] = shared[node.name]
+                undefined.discard(node.name)
                 todo.append(shared[node.name])
         elif isinstance(node, (Seq, Alt)):
-            todo.extend(x for x in node.items if id(x) not in seen and not seen.add(id(x)))
+            for x in node.items:  # (literals and classes refer to nothing: not even queued)
+                tx = type(x)
+                if tx is not Literal and tx is not CharClass and id(x) not in seen:
+                    seen.add(id(x))
+                    todo.append(x)
         elif isinstance(node, Repeat):
             todo.append(node.item)
         elif isinstance(node, Automaton):
@@ -228,14 +259,20 @@ def json_value_rules(prefix: str = "json_") -> dict[str, Node]:
     return rules
 
 
+_ONE_SPELLING = re.compile(r'[ !#-.0-\[\]-~]+')  # printable ASCII but " \\ /: spelled as is
+
+
 def string_literal(text: str) -> Node:
     """A JSON string whose decoded content is exactly `text` (any allowed spelling per char)."""
+    if _ONE_SPELLING.fullmatch(text):  # the usual key or enum value: one literal
+        return Literal(b'"' + text.encode() + b'"')
     parts: list[Node] = [QUOTE]
-    for c in text:  # printable ASCII but " \\ / has one spelling: merged into Literals
-        if 0x20 <= ord(c) < 0x7F and c not in '"\\/':
-            parts.append(lit(c))
-        else:
-            parts.append(escaped_class(((ord(c), ord(c)),)))
+    i = 0
+    for m in _ONE_SPELLING.finditer(text):  # runs of one-spelling characters become Literals
+        parts += [escaped_class(((ord(c), ord(c)),)) for c in text[i:m.start()]]
+        parts.append(Literal(m.group().encode()))
+        i = m.end()
+    parts += [escaped_class(((ord(c), ord(c)),)) for c in text[i:]]
     parts.append(QUOTE)
     return seq(_merge_literals(parts))
 

@@ -9,6 +9,7 @@ a 10,000-state NFA costs nothing until the matcher walks into it.  A dstate belo
 """
 from __future__ import annotations
 
+import ctypes
 from array import array
 from functools import lru_cache
 
@@ -59,14 +60,112 @@ def _class_template(ranges, negated: bool) -> tuple:
 
 
 _NODE_TYPES = (ir.Literal, ir.CharClass, ir.ByteClass, ir.Seq, ir.Alt, ir.Repeat, ir.Ref, ir.Automaton)
+# node kinds of the flat code gs_nfa_build reads (pda_core.c: NB_LIT ...)
+_LIT, _REF, _CLASS, _BYTES, _SEQ, _ALT, _REPEAT, _AUTO = range(8)
+_INT32 = 2 ** 31 - 1
+
+
+def _encode(rules: dict, index: dict, names: list) -> tuple[list, bytearray, list]:
+    """(code, literal pool, roots): the kept rules as the flat int code gs_nfa_build reads, each
+    distinct node (by identity) written once, after its children; roots[i] is rule names[i]'s
+    body.  One Python frame per IR level (deep schemas need every stack frame)."""
+    code: list[int] = []
+    pool = bytearray()
+    leaves: dict = {}  # a literal's bytes or a reference's rule name -> its one record
+    classes: dict[tuple, int] = {}  # (ranges, negated) -> template offset
+    seen: dict[int, tuple] = {}  # id(node) -> (node, offset)
+    Literal, Ref, Seq, Alt = ir.Literal, ir.Ref, ir.Seq, ir.Alt
+
+    def enc(node) -> int:
+        got = seen.get(id(node))
+        if got is not None and got[0] is node:
+            return got[1]
+        t = type(node)
+        if t not in _NODE_TYPES:  # a subclass: dispatch on its IR base class
+            t = next((k for k in _NODE_TYPES if isinstance(node, k)), None)
+        if t is Seq or t is Alt:
+            kids = []
+            for it in node.items:  # leaves and met items here, without a call
+                ti = type(it)
+                if ti is Literal or ti is Ref:
+                    key = it.value if ti is Literal else it.name
+                    off = leaves.get(key)
+                    kids.append(off if off is not None else enc(it))
+                    continue
+                got = seen.get(id(it))
+                kids.append(got[1] if got is not None and got[0] is it else enc(it))
+            out = len(code)
+            code.append(_SEQ if t is Seq else _ALT)
+            code.append(len(kids))
+            code.extend(kids)
+        elif t is Literal:
+            v = node.value
+            out = leaves.get(v)
+            if out is None:
+                out = leaves[v] = len(code)
+                code.extend((_LIT, len(v), len(pool)))
+                pool.extend(v)
+        elif t is Ref:
+            out = leaves.get(node.name)
+            if out is None:
+                out = leaves[node.name] = len(code)
+                code.extend((_REF, index[node.name]))
+        elif t is ir.CharClass:
+            key = (node.ranges, node.negated)
+            toff = classes.get(key)
+            if toff is None:
+                k, s_edges, rows, empty = _class_template(node.ranges, node.negated)
+                toff = classes[key] = len(code)
+                code.extend((k, int(empty), len(s_edges) + sum(map(len, rows))))
+                for a, b, d in s_edges:
+                    code.extend((-1, a, b, d))
+                for j, row in enumerate(rows):
+                    for a, b, d in row:
+                        code.extend((j, a, b, d))
+            out = len(code)
+            code.extend((_CLASS, toff))
+        elif t is ir.ByteClass:
+            out = len(code)
+            code.extend((_BYTES, len(node.ranges)))
+            for lo, hi in node.ranges:
+                code.extend((lo, hi))
+        elif t is ir.Repeat:
+            item = enc(node.item)
+            if node.min > _INT32 or (node.max is not None and node.max > _INT32):
+                raise OverflowError("repeat bound out of range")
+            out = len(code)
+            code.extend((_REPEAT, item, node.min, -1 if node.max is None else node.max))
+        elif t is ir.Automaton:
+            labels = [enc(label) for _, label, _ in node.edges]
+            order: dict = {}  # automaton state -> its rank of first use (nfa.py's `at` order)
+            at = lambda q: order.setdefault(q, len(order))  # noqa: E731
+            at(node.start)
+            edges = [(at(q), lab, at(r)) for (q, _, r), lab in zip(node.edges, labels)]
+            finals = [at(q) for q in node.finals]
+            out = len(code)
+            code.extend((_AUTO, len(order), 0, len(edges)))
+            for e in edges:
+                code.extend(e)
+            code.append(len(finals))
+            code.extend(finals)
+        else:
+            raise GrammarError(f"cannot compile IR node {node!r}")
+        seen[id(node)] = (node, out)
+        return out
+
+    roots = [enc(rules[name]) for name in names]
+    enc = None  # noqa: F841  (the recursive closure's cycle, broken)
+    return code, pool, roots
 
 
 class Nfa:
     """The Thompson NFA of the kept rules, as flat edge arrays.
 
     Built into three `array('i')` buffers in creation order (byte edges (src, lo, hi, target),
-    epsilons (src, target), calls (src, rule, return)): appending raw ints is what a compile of a
-    100k-state schema can afford, where per-state Python lists cost a cache miss per state on
+    epsilons (src, target), calls (src, rule, return)), by gs_nfa_build in C from the IR's flat
+    code (`_encode`) where the native core loads, else by the Python `_builder` (its reference,
+    tested equal array for array): appending raw ints is what a compile of a 100k-state schema can
+    afford, where per-state Python lists cost a cache miss per state on
     every later pass.  `arrays()` turns them into CSR (each state's edges in creation order);
     `bytes` / `eps` / `calls` are per-state lists made from it on demand (the Python reference
     automaton and, without a C compiler, `trim` read those).  After a trim that drops edges the
@@ -87,10 +186,14 @@ class Nfa:
             s, e = self.new(), self.new()
             self.start.append(s)
             self.final.append(e)
-        build, close = self._builder(index)
-        for i, name in enumerate(self.names):
-            build(rules[name], self.start[i], self.final[i])
-        close()
+        lib = native.load()
+        if lib is not None:  # the same construction in C (pda_core.c: gs_nfa_build)
+            self._build_native(lib, rules, index)
+        else:
+            build, close = self._builder(index)
+            for i, name in enumerate(self.names):
+                build(rules[name], self.start[i], self.final[i])
+            close()
         self.trim()
 
     def new(self) -> int:
@@ -279,6 +382,29 @@ class Nfa:
             built.clear()
 
         return top, close
+
+    def _build_native(self, lib, rules: dict, index: dict) -> None:
+        """The edge buffers that `_builder` makes, state for state, made by gs_nfa_build from
+        the IR's flat code (`_encode`): the Python recursion over a big schema's IR costs a few
+        microseconds an edge."""
+        code, pool, roots = _encode(rules, index, self.names)
+        code = np.asarray(code, dtype=np.int32)
+        pool = np.frombuffer(bytes(pool) or b"\0", dtype=np.uint8)
+        roots = np.asarray(roots, dtype=np.int32)
+        handle = lib.gs_nfa_build(code.ctypes.data, pool.ctypes.data, len(roots), roots.ctypes.data)
+        if not handle:
+            raise MemoryError("out of memory building the grammar automaton")
+        try:
+            info = np.zeros(5, dtype=np.int64)
+            bufs = (ctypes.c_void_p * 3)()
+            lib.gs_nfa_result(handle, info.ctypes.data, ctypes.addressof(bufs))
+            for arr, count, ptr in zip((self.B, self.E, self.C), info[1:4].tolist(), bufs):
+                if count:
+                    arr.frombytes(ctypes.string_at(ptr, 4 * count))
+            self.n = int(info[0])
+            self.maybe_dead = self.maybe_dead or bool(info[4])
+        finally:
+            lib.gs_nfa_release(handle)
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         """CSR int32 arrays: (byte-edge offsets, byte edges (lo, hi, target) flat, epsilon offsets,

@@ -1,7 +1,8 @@
 """IR passes before automaton construction: the grammar the compiler really builds.
 
 prepare(grammar) ->
-  1. Regex nodes parsed into IR; undefined references raise GrammarError.
+  1. Regex nodes parsed into IR, and structurally equal subtrees made one object (every later
+     pass walks a shared subtree once); undefined references raise GrammarError.
   2. unproductive rules (no finite sentence) replaced by NOTHING; an empty language raises.
   3. non-recursive rules (and recursive ones that stop recursing once others are inlined) are
      inlined into their users while that stays small, so that only the rules on recursion
@@ -13,7 +14,8 @@ not) before consuming a byte, so a pushdown closure terminates.
 """
 from __future__ import annotations
 
-from operator import is_not
+import threading
+from operator import is_, is_not
 
 from . import ir
 from .errors import GrammarError
@@ -57,22 +59,50 @@ def _rebuild(node, fn):
 def _map_leaves(node, fn):
     """fn on every node, top-down (a node fn changes is not entered), each shared subtree
     rewritten once (an automaton label on thousands of edges), not once per parent."""
-    return _leaf_mapper(fn)(node)
+    visit, close = _leaf_mapper(fn)
+    try:
+        return visit(node)
+    finally:
+        close()
 
 
 def _leaf_mapper(fn):
-    """_map_leaves(., fn) as a function whose memo lasts as long as it does: mapping every rule
-    of a grammar with one mapper rewrites a subtree the rules share once, not once per rule."""
+    """(_map_leaves(., fn) as a function whose memo lasts as long as it does, close()): mapping
+    every rule of a grammar with one mapper rewrites a subtree the rules share once, not once
+    per rule.  fn must return the plain leaves (_PLAIN: literals, classes) unchanged: they are
+    not passed to it.  close() breaks the recursive closure's reference cycle (which would keep every
+    node it saw alive until a cyclic-GC pass); the mapper is unusable after it."""
     memo: dict[int, tuple] = {}
+    Seq, Alt = ir.Seq, ir.Alt
 
     def visit(n):
         got = memo.get(id(n))  # inline, not a wrapper: deep schemas need every stack frame
         if got is None or got[0] is not n:
             out = fn(n)
-            got = memo[id(n)] = (n, out if out is not n else _rebuild(n, visit))
+            if out is n:
+                t = type(n)
+                if t is Seq or t is Alt:  # _rebuild, with the plain leaves kept without a call
+                    items = n.items
+                    new = []
+                    for it in items:
+                        if type(it) in _PLAIN:
+                            new.append(it)
+                            continue
+                        got = memo.get(id(it))  # a shared item's memo, read without a call
+                        new.append(got[1] if got is not None and got[0] is it else visit(it))
+                    if not all(map(is_, new, items)):
+                        out = t(tuple(new))
+                else:
+                    out = _rebuild(n, visit)
+            got = memo[id(n)] = (n, out)
         return got[1]
 
-    return visit
+    def close() -> None:
+        nonlocal visit
+        visit = None
+        memo.clear()
+
+    return visit, close
 
 
 _MEMO_LIMIT = 200_000
@@ -80,22 +110,37 @@ _MEMO_LIMIT = 200_000
 
 _COUNTS: dict[int, tuple] = {}  # id(node) -> (node, {name: uses})
 _SIZES: dict[int, tuple] = {}  # id(node) -> (node, size)
+_memo_lock = threading.Lock()
+_memo_users = 0  # prepare() calls in flight: the last one out empties the memos
 _NO_REFS: dict = {}
+_LEAVES = frozenset({ir.Literal, ir.CharClass, ir.ByteClass, ir.Regex})  # nodes without children or refs
+_PLAIN = frozenset({ir.Literal, ir.CharClass, ir.ByteClass})  # leaves every rewrite here keeps as they are
 
 
 def _ref_counts(node) -> dict[str, int]:
     """How many times each rule is referenced inside node (do not mutate the result: a node
     with one child that refers to anything shares that child's dict)."""
+    t = type(node)
+    if t in _LEAVES:  # no references, and not worth a memo entry
+        return _NO_REFS
     got = _COUNTS.get(id(node))  # the memo inline: deep schemas need every stack frame
     if got is not None and got[0] is node:
         return got[1]
-    t = type(node)
     if t is ir.Ref:
         out = {node.name: 1}
     else:
         out, owned = _NO_REFS, False
         for c in (node.items if t is ir.Seq or t is ir.Alt else _children(node)):
-            sub = _ref_counts(c)
+            tc = type(c)
+            if tc in _LEAVES:
+                continue
+            if tc is ir.Ref:  # counted here: no call, no memo entry
+                if not owned:
+                    out, owned = dict(out), True
+                out[c.name] = out.get(c.name, 0) + 1
+                continue
+            got = _COUNTS.get(id(c))  # a shared child's memo, read without a call
+            sub = got[1] if got is not None and got[0] is c else _ref_counts(c)
             if not sub:
                 continue
             if not out:
@@ -122,16 +167,25 @@ def refs(node, acc: set | None = None) -> set[str]:
 
 def size(node) -> int:
     """Roughly the NFA states the node unrolls to (bounded repeats count every copy)."""
+    t = type(node)
+    if t is ir.Literal:  # leaves: no memo entry
+        return max(len(node.value), 1)
+    if t in _LEAVES:
+        return 1
     got = _SIZES.get(id(node))  # the memo inline: deep schemas need every stack frame
     if got is not None and got[0] is node:
         return got[1]
-    t = type(node)
-    if t is ir.Literal:
-        out = max(len(node.value), 1)
-    elif t is ir.Seq or t is ir.Alt:
+    if t is ir.Seq or t is ir.Alt:
         out = 1
         for c in node.items:
-            out += size(c)
+            tc = type(c)
+            if tc is ir.Literal:
+                out += max(len(c.value), 1)
+            elif tc in _LEAVES or tc is ir.Ref:
+                out += 1
+            else:
+                got = _SIZES.get(id(c))  # a shared child's memo, read without a call
+                out += got[1] if got is not None and got[0] is c else size(c)
     elif t is ir.Repeat:
         out = 1 + size(node.item) * max(node.min if node.max is None else node.max, 1)
     elif t is ir.Automaton:
@@ -154,6 +208,69 @@ def _resolve_regex(node):
     if isinstance(node, ir.Repeat) and node.max is not None and node.max < node.min:
         raise GrammarError(f"repeat bounds min={node.min} > max={node.max}")
     return node
+
+
+def _resolve_shared(rules: dict) -> dict:
+    """The rules with Regex nodes parsed and repeat bounds checked (_resolve_regex, top-down, a
+    parsed regex not entered), and every subtree that repeats another one structurally made that
+    same object (hash-consing, children first: a key is the node's type, fields and children's
+    identities).  The front ends build equal subtrees many times over (a string's unit loop, a
+    key's spelling, a member separator); shared, every later pass walks each of them once, and
+    the NFA builder replays the first build for the others (state for state what a fresh build
+    makes).  Automata (the iteration order of `finals` numbers states) and subclasses are
+    rebuilt, never merged."""
+    memo: dict[int, tuple] = {}  # id(node) -> (node, its resolved shared copy)
+    table: dict = {}  # key -> the shared node
+    Seq, Alt, Literal, CharClass, Ref, Repeat = ir.Seq, ir.Alt, ir.Literal, ir.CharClass, ir.Ref, ir.Repeat
+
+    def visit(n):
+        got = memo.get(id(n))  # the memo inline: deep schemas need every stack frame
+        if got is not None and got[0] is n:
+            return got[1]
+        t = type(n)
+        out = n if t is Seq or t is Alt else _resolve_regex(n)  # (which keeps those as they are)
+        if out is not n:
+            pass
+        elif t is Seq or t is Alt:
+            items = n.items
+            new = []
+            for it in items:
+                ti = type(it)
+                if ti is Literal:  # leaves shared here, without a call or a memo entry
+                    new.append(table.setdefault((ti, it.value), it))
+                elif ti is Ref:
+                    new.append(table.setdefault((ti, it.name), it))
+                else:
+                    got = memo.get(id(it))  # a shared item's memo, read without a call
+                    new.append(got[1] if got is not None and got[0] is it else visit(it))
+            key = (t, *map(id, new))
+            out = table.get(key)
+            if out is None:
+                out = table[key] = n if all(map(is_, new, items)) else t(tuple(new))
+        elif t is Literal:
+            out = table.setdefault((t, n.value), n)
+        elif t is CharClass:
+            try:
+                out = table.setdefault((t, n.ranges, n.negated), n)
+            except TypeError:  # ranges as lists: kept as it is
+                pass
+        elif t is Ref:
+            out = table.setdefault((t, n.name), n)
+        elif t is Repeat:
+            item = visit(n.item)
+            key = (t, id(item), n.min, n.max)
+            out = table.get(key)
+            if out is None:
+                out = table[key] = n if item is n.item else Repeat(item, n.min, n.max)
+        else:
+            out = _rebuild(n, visit)
+        memo[id(n)] = (n, out)
+        return out
+
+    try:
+        return {name: visit(body) for name, body in rules.items()}
+    finally:
+        visit = None  # noqa: F841  (the recursive closure's cycle, broken)
 
 
 def _productive(rules: dict) -> set[str]:
@@ -179,6 +296,7 @@ def _productive(rules: dict) -> set[str]:
             if name not in good and prod(body):
                 good.add(name)
                 changed = True
+    prod = None  # noqa: F841  (the recursive closure's cycle, broken)
     return good
 
 
@@ -239,7 +357,8 @@ def _alternatives(node, name: str, nullable: set[str]) -> list[tuple]:
 
 def _eliminate_direct_left_recursion(name: str, body, nullable: set[str] = frozenset()):
     """R: R a | R b | c  ->  R: c (a | b)*  (when R leads some alternative of its own body)."""
-    if name not in _lead(body, nullable)[0]:
+    if name not in _ref_counts(body) or name not in _lead(body, nullable)[0]:  # (a rule it never
+        # refers to cannot lead it: the reference counts are memoized, _lead is not)
         return body
     rec, base = [], []
     for a in _alternatives(body, name, nullable):
@@ -283,6 +402,7 @@ def _check_left_recursion(rules: dict) -> None:
     for name in rules:
         if name not in state:
             dfs(name, [name])
+    dfs = None  # noqa: F841  (the recursive closure's cycle, broken)
 
 
 def _sccs(rules: dict) -> list[list[str]]:
@@ -373,11 +493,24 @@ def _inline(rules: dict, start: str, frames: frozenset = frozenset()) -> dict:
 
     done: dict[int, tuple] = {}  # each shared subtree substituted once
 
+    Seq, Alt = ir.Seq, ir.Alt
+
     def subst(node):
         got = done.get(id(node))
         if got is None or got[0] is not node:
+            t = type(node)
             if isinstance(node, ir.Ref) and node.name in rules and inlinable(node.name):
                 out = memo[node.name]
+            elif t is Seq or t is Alt:  # _rebuild, with the plain leaves kept without a call
+                items = node.items
+                new = []
+                for it in items:
+                    if type(it) in _PLAIN:
+                        new.append(it)
+                        continue
+                    got = done.get(id(it))  # a shared item's memo, read without a call
+                    new.append(got[1] if got is not None and got[0] is it else subst(it))
+                out = node if all(map(is_, new, items)) else t(tuple(new))
             else:
                 out = _rebuild(node, subst)
             got = done[id(node)] = (node, out)
@@ -392,6 +525,8 @@ def _inline(rules: dict, start: str, frames: frozenset = frozenset()) -> dict:
     kept = {n: (rules[n] if n in recursive else expand(n)) for n in rules
             if n == start or n in recursive or not inlinable(n)}
     kept = {n: subst(b) if n in recursive else b for n, b in kept.items()}
+    subst = expand = inlinable = None  # noqa: F841  (the closures' cycles, broken)
+    done.clear()
     kept = _inline_cycle_members(kept, start, recursive)
     reachable, todo = {start}, [start]
     while todo:
@@ -466,19 +601,42 @@ def _hoist_repeats(rules: dict) -> dict:
                 got = hoisted[id(label)] = (label, ref)
             return got[1]
 
-        return visit
+        def close() -> None:  # the closures' cycles, broken (freed without the cyclic GC)
+            nonlocal visit, hoist
+            visit = hoist = None
+
+        return visit, close
 
     for name, body in rules.items():
-        out[name] = visitor(name)(body)
+        visit, close = visitor(name)
+        out[name] = visit(body)
+        close()
     return out
 
 
 def prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
-    """The kept rules (start first), ready for automaton construction; see the module doc."""
-    resolve = _leaf_mapper(_resolve_regex)
-    rules = {n: resolve(b) for n, b in grammar.rules.items()}
+    """The kept rules (start first), ready for automaton construction; see the module doc.
+
+    The size / reference memos live while some prepare() runs: emptied by the last one out, they
+    never keep a compiled grammar's IR alive (nor make the cyclic GC walk it) after its compile."""
+    global _memo_users
+    with _memo_lock:
+        _memo_users += 1
+    try:
+        return _prepare(grammar)
+    finally:
+        with _memo_lock:
+            _memo_users -= 1
+            if _memo_users == 0:
+                _COUNTS.clear()
+                _SIZES.clear()
+
+
+def _prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
+    rules = _resolve_shared(grammar.rules)
     for name, body in rules.items():
-        missing = refs(body) - rules.keys()
+        # (not `refs - rules.keys()`: a set minus a keys view walks every key, once per rule)
+        missing = [r for r in _ref_counts(body) if r not in rules]
         if missing:
             raise GrammarError(f"rule {name!r} refers to undefined rule(s) {sorted(missing)}")
     good = _productive(rules)
@@ -486,8 +644,9 @@ def prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
         raise GrammarError(f"the grammar matches nothing (rule {grammar.start!r} is unproductive)")
     bad = rules.keys() - good
     if bad:  # (usually none: then there is nothing to replace)
-        nothing = _leaf_mapper(lambda n: ir.NOTHING if isinstance(n, ir.Ref) and n.name in bad else n)
+        nothing, close = _leaf_mapper(lambda n: ir.NOTHING if isinstance(n, ir.Ref) and n.name in bad else n)
         rules = {n: nothing(b) if not refs(b).isdisjoint(bad) else b for n, b in rules.items() if n in good}
+        close()
     rules = {n: _eliminate_direct_left_recursion(n, b) for n, b in rules.items()}
     rules = _inline(rules, grammar.start, frozenset(grammar.frames))
     rules = _hoist_repeats(rules)

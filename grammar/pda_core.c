@@ -1655,3 +1655,183 @@ done:
     free(roff); free(koff); free(qoff); free(rsrc); free(ksrc); free(qsrc); free(qret); free(todo); free(rule_of);
     return rc;
 }
+
+/* ---------------------------------------------------------------- NFA build */
+
+/* The Thompson NFA of the kept rules (nfa.Nfa._builder's construction, state for state and edge
+   for edge), from the flat IR code nfa._encode writes.  A node is an offset into `code`:
+     NB_LIT   len, pool offset           the literal's bytes chained through len - 1 fresh states
+     NB_REF   rule                       one call edge
+     NB_CLASS template offset            a CharClass: template = k fresh states, empty flag,
+                                         edge count, edges (src, lo, hi, dst); src -1 is s, dst -1 is e
+     NB_BYTES range count, (lo, hi)...
+     NB_SEQ / NB_ALT  item count, items...
+     NB_REPEAT item, min, max (-1: unbounded)
+     NB_AUTO  state count, start, edge count, (q, label, r)..., final count, finals...
+              (automaton states renumbered by first use: the order nfa.py's `at` meets them)
+   Each build between s and e appends to the three edge buffers and numbers fresh states from
+   n, in the order the Python recursion does; a node met again is built again (the Python
+   builder replays its first build, which is the same by construction).  Recursion depth is the
+   IR's depth, which the Python passes before this one already walked recursively. */
+enum { NB_LIT, NB_REF, NB_CLASS, NB_BYTES, NB_SEQ, NB_ALT, NB_REPEAT, NB_AUTO };
+
+typedef struct {
+    int32_t *a; int64_t n, cap;
+} IBuf;
+
+typedef struct {
+    const int32_t *code;
+    const uint8_t *pool;
+    IBuf B, E, C;
+    int64_t n;
+    int dead, oom;
+} NfaBuild;
+
+static inline void ib_push(NfaBuild *g, IBuf *b, const int32_t *v, int k) {
+    if (b->n + k > b->cap) {
+        int64_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + k) cap *= 2;
+        int32_t *p = realloc(b->a, (size_t)cap * 4);
+        if (!p) { g->oom = 1; return; }
+        b->a = p; b->cap = cap;
+    }
+    memcpy(b->a + b->n, v, (size_t)k * 4);
+    b->n += k;
+}
+
+static inline void nb_byte(NfaBuild *g, int32_t s, int32_t lo, int32_t hi, int32_t t) {
+    const int32_t v[4] = {s, lo, hi, t};
+    ib_push(g, &g->B, v, 4);
+}
+
+static inline void nb_eps(NfaBuild *g, int32_t s, int32_t t) {
+    const int32_t v[2] = {s, t};
+    ib_push(g, &g->E, v, 2);
+}
+
+static void nb_build(NfaBuild *g, int32_t node, int32_t s, int32_t e) {
+    const int32_t *x = g->code + node;
+    if (g->oom) return;
+    switch (x[0]) {
+    case NB_LIT: {
+        const int32_t k = x[1];
+        const uint8_t *v = g->pool + x[2];
+        if (k == 0) { nb_eps(g, s, e); return; }
+        if (k == 1) { nb_byte(g, s, v[0], v[0], e); return; }
+        const int32_t base = (int32_t)g->n;  /* states base .. base + k - 2, in order */
+        nb_byte(g, s, v[0], v[0], base);
+        for (int32_t j = 1; j < k - 1; j++) nb_byte(g, base + j - 1, v[j], v[j], base + j);
+        nb_byte(g, base + k - 2, v[k - 1], v[k - 1], e);
+        g->n += k - 1;
+        return;
+    }
+    case NB_REF: {
+        const int32_t v[3] = {s, x[1], e};
+        ib_push(g, &g->C, v, 3);
+        return;
+    }
+    case NB_CLASS: {
+        const int32_t *t = g->code + x[1];  /* k, empty, count, (src, lo, hi, dst)... */
+        const int32_t base = (int32_t)g->n;
+        if (t[1]) g->dead = 1;
+        for (int32_t i = 0; i < t[2]; i++) {
+            const int32_t *ed = t + 3 + 4 * i;
+            nb_byte(g, ed[0] < 0 ? s : base + ed[0], ed[1], ed[2], ed[3] < 0 ? e : base + ed[3]);
+        }
+        g->n += t[0];
+        return;
+    }
+    case NB_BYTES:
+        if (x[1] == 0) g->dead = 1;
+        for (int32_t i = 0; i < x[1]; i++) nb_byte(g, s, x[2 + 2 * i], x[3 + 2 * i], e);
+        return;
+    case NB_SEQ: {
+        const int32_t k = x[1];
+        if (k == 0) { nb_eps(g, s, e); return; }
+        int32_t cur = s;
+        for (int32_t i = 0; i < k; i++) {
+            const int32_t nxt = i == k - 1 ? e : (int32_t)g->n++;  /* made before the item's states */
+            nb_build(g, x[2 + i], cur, nxt);
+            cur = nxt;
+        }
+        return;
+    }
+    case NB_ALT:
+        if (x[1] == 0) g->dead = 1;
+        for (int32_t i = 0; i < x[1]; i++) nb_build(g, x[2 + i], s, e);
+        return;
+    case NB_REPEAT: {
+        const int32_t item = x[1], lo = x[2], hi = x[3];
+        int32_t cur = s;
+        for (int32_t i = 0; i < lo; i++) {
+            const int32_t nxt = (int32_t)g->n++;
+            nb_build(g, item, cur, nxt);
+            cur = nxt;
+        }
+        if (hi < 0) {  /* fresh loop head: no edge ever returns to s */
+            const int32_t head = (int32_t)g->n++, tail = (int32_t)g->n++;
+            nb_eps(g, cur, head);
+            nb_build(g, item, head, tail);
+            nb_eps(g, tail, head);
+            nb_eps(g, head, e);
+            return;
+        }
+        for (int32_t i = lo; i < hi; i++) {
+            nb_eps(g, cur, e);
+            const int32_t nxt = (int32_t)g->n++;
+            nb_build(g, item, cur, nxt);
+            cur = nxt;
+        }
+        nb_eps(g, cur, e);
+        return;
+    }
+    case NB_AUTO: {
+        const int32_t m = x[1], ne = x[3];
+        const int32_t *edges = x + 4, *fin = x + 4 + 3 * ne;
+        int32_t *at = malloc((size_t)(m + 1) * 4);
+        if (!at) { g->oom = 1; return; }
+        for (int32_t i = 0; i < m; i++) at[i] = -1;
+#define NB_AT(q) (at[q] >= 0 ? at[q] : (at[q] = (int32_t)g->n++))
+        if (fin[0] == 0) g->dead = 1;
+        nb_eps(g, s, NB_AT(x[2]));
+        for (int32_t i = 0; i < ne; i++) {
+            const int32_t q = NB_AT(edges[3 * i]);
+            const int32_t r = NB_AT(edges[3 * i + 2]);
+            nb_build(g, edges[3 * i + 1], q, r);
+        }
+        for (int32_t i = 0; i < fin[0]; i++) nb_eps(g, NB_AT(fin[1 + i]), e);
+#undef NB_AT
+        free(at);
+        return;
+    }
+    }
+}
+
+/* Builds rule i's body code[roots[i]] between states 2i and 2i + 1 (n starts at 2 * n_rules).
+   Returns a handle for gs_nfa_result / gs_nfa_release, or NULL when out of memory. */
+void *gs_nfa_build(const int32_t *code, const uint8_t *pool, int32_t n_rules, const int32_t *roots) {
+    NfaBuild *g = calloc(1, sizeof(NfaBuild));
+    if (!g) return NULL;
+    g->code = code; g->pool = pool;
+    g->n = 2 * (int64_t)n_rules;
+    for (int32_t i = 0; i < n_rules && !g->oom; i++) nb_build(g, roots[i], 2 * i, 2 * i + 1);
+    if (g->oom) {
+        free(g->B.a); free(g->E.a); free(g->C.a); free(g);
+        return NULL;
+    }
+    return g;
+}
+
+/* info = (states, byte-edge ints, epsilon ints, call ints, dead flag); the buffers' addresses
+   go to bufs[0..2] (valid until gs_nfa_release). */
+void gs_nfa_result(void *h, int64_t *info, int32_t **bufs) {
+    NfaBuild *g = h;
+    info[0] = g->n; info[1] = g->B.n; info[2] = g->E.n; info[3] = g->C.n; info[4] = g->dead;
+    bufs[0] = g->B.a; bufs[1] = g->E.a; bufs[2] = g->C.a;
+}
+
+void gs_nfa_release(void *h) {
+    NfaBuild *g = h;
+    if (!g) return;
+    free(g->B.a); free(g->E.a); free(g->C.a); free(g);
+}

@@ -177,3 +177,50 @@ def test_open_object_key_mask_does_not_walk_every_key_prefix(smollm2_vocab):
              if b and t not in special and all(32 <= c < 127 and c not in b'"\\' for c in b)]
     assert allowed[plain].all()  # every plain token continues some key
     assert len(g.levels[0].configs) - before < 200
+
+
+def test_nfa_build_in_c_equals_python(monkeypatch):
+    """gs_nfa_build makes the Python builder's NFA state for state and edge for edge: literals,
+    classes (multi-byte UTF-8, negated, empty), byte classes, bounded and unbounded repeats of a
+    shared subtree, an automaton (patternProperties key regions), calls and a lark grammar."""
+    if native.load() is None:
+        pytest.skip("native automaton unavailable here")
+    from grammar import ir
+    from grammar.json_schema import json_schema_to_grammar
+    from grammar.lark_frontend import lark_to_grammar
+    from grammar.nfa import Nfa
+    from grammar.normalize import prepare
+
+    shared = ir.Seq((ir.Literal(b"ab"), ir.CharClass(((0x41, 0x5A), (0x400, 0x4FF), (0x1F600, 0x1F64F)))))
+    handmade = ir.Grammar({"start": ir.Seq((
+        ir.Repeat(shared, 2, 4), ir.Repeat(shared, 0, None), ir.Literal(b""), ir.ByteClass(((0, 9), (200, 255))),
+        ir.Alt((ir.CharClass(((0x61, 0x61),), negated=True), ir.Ref("r"), ir.EMPTY, ir.CharClass(()))), ir.Ref("r"))),
+        "r": ir.Alt((ir.Literal(b"x"), ir.Seq((ir.Literal(b"("), ir.Ref("r"), ir.Literal(b")")))))})
+    regions = {"type": "object", "patternProperties": {"^a": {"type": "integer"}, "b$": {"type": "string"}},
+               "additionalProperties": {"type": "boolean"}, "properties": {"ab": {"enum": [1, "x", None]}}}
+    with open(os.path.join(ROOT, "schemas", "invoice.json")) as f:
+        invoice = json.load(f)
+    with open(os.path.join(ROOT, "schemas", "sql_select.lark")) as f:
+        sql = lark_to_grammar(f.read())
+    grammars = [handmade, json_schema_to_grammar(regions)[0], json_schema_to_grammar(invoice)[0], sql]
+    for g in grammars:
+        rules = prepare(g)
+        fast = Nfa(rules, productive=True)
+        with monkeypatch.context() as m:
+            m.setattr(native, "load", lambda: None)
+            slow = Nfa(rules, productive=True)
+        assert (fast.n, fast.maybe_dead) == (slow.n, slow.maybe_dead)
+        for a, b in zip(fast.arrays(), slow.arrays()):
+            assert np.array_equal(a, b)
+    assert any(isinstance(label, ir.Automaton) or isinstance(b, ir.Automaton)
+               for b in prepare(grammars[1]).values() for label in _nodes(b))
+
+
+def _nodes(node):
+    from grammar.normalize import _children
+    out, todo = [], [node]
+    while todo:
+        n = todo.pop()
+        out.append(n)
+        todo.extend(_children(n))
+    return out
