@@ -22,6 +22,7 @@ from grammar.json_values import QUOTE, STRING_CHAR, STRING_UNIT, WS, alt, escape
 COMMA = seq((WS, Literal(b","), WS))
 COLON = seq((WS, Literal(b":"), WS))
 _TRIVIAL = (True, {})
+ARRAY_ITEM_INLINE = 400  # an array item this big (IR nodes) or smaller is spelled inline twice
 MAX_PATTERNS = 5  # patternProperties split into at most 2^5 key regions
 
 
@@ -59,9 +60,10 @@ def _small(node: Node, budget: int = 40) -> int:
     return budget
 
 
-def _shared(lw, member: Node) -> Node:
-    """A member used by several counting states: a rule of its own unless it is tiny."""
-    if _small(member) >= 0:
+def _shared(lw, member: Node, budget: int = 40) -> Node:
+    """A member used by several counting states: a rule of its own unless it is tiny (at most
+    `budget` IR nodes)."""
+    if _small(member, budget) >= 0:
         return member
     rule = lw.fresh("member")
     lw.rules[rule] = member
@@ -260,6 +262,9 @@ def array_node(lw, schema: dict, ptr: str, base: str) -> Node:
     if item == NOTHING or t_hi == 0:
         rest = EMPTY if t_lo == 0 else NOTHING
     elif k == 0:
+        # the item is spelled twice (first, then after each comma): a big one becomes a rule of its
+        # own, or nested arrays would double at every level (2^depth NFA states)
+        item = _shared(lw, item, ARRAY_ITEM_INLINE)
         first = seq((item, Repeat(seq((COMMA, item)), max(t_lo - 1, 0), None if t_hi is None else t_hi - 1)))
         rest = alt(([EMPTY] if t_lo == 0 else []) + [first])
     else:
