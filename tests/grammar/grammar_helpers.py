@@ -46,3 +46,14 @@ def random_walk_check(compiled, grammar: ir.Grammar, steps: int, seed: int,
             break
         output += vocab.tokens[tok]
     return output
+
+
+def ir_nodes(node) -> list:
+    """Every IR node at or below `node` (a shared subtree once per parent)."""
+    from grammar.normalize import _children
+    out, todo = [], [node]
+    while todo:
+        n = todo.pop()
+        out.append(n)
+        todo.extend(_children(n))
+    return out

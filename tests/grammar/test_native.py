@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from grammar import GrammarCompiler, Vocabulary, allocate_bitmask, native
+from grammar_helpers import ir_nodes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -213,14 +214,4 @@ def test_nfa_build_in_c_equals_python(monkeypatch):
         for a, b in zip(fast.arrays(), slow.arrays()):
             assert np.array_equal(a, b)
     assert any(isinstance(label, ir.Automaton) or isinstance(b, ir.Automaton)
-               for b in prepare(grammars[1]).values() for label in _nodes(b))
-
-
-def _nodes(node):
-    from grammar.normalize import _children
-    out, todo = [], [node]
-    while todo:
-        n = todo.pop()
-        out.append(n)
-        todo.extend(_children(n))
-    return out
+               for b in prepare(grammars[1]).values() for label in ir_nodes(b))

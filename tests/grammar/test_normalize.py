@@ -5,6 +5,7 @@ import numpy as np
 from grammar import ir
 from grammar.nfa import Nfa
 from grammar.normalize import _children, prepare
+from grammar_helpers import ir_nodes
 
 
 def _ids(rules) -> set[int]:
@@ -45,15 +46,6 @@ def test_regex_is_still_parsed_and_bad_bounds_still_raise():
     from grammar.errors import GrammarError
 
     rules = prepare(ir.Grammar({"start": ir.Seq((ir.Regex("[ab]+"), ir.Regex("[ab]+")))}))
-    assert not any(isinstance(n, ir.Regex) for n in _nodes(rules["start"]))
+    assert not any(isinstance(n, ir.Regex) for n in ir_nodes(rules["start"]))
     with pytest.raises(GrammarError, match="repeat bounds"):
         prepare(ir.Grammar({"start": ir.Seq((ir.Literal(b"x"), ir.Repeat(ir.Literal(b"y"), 3, 2)))}))
-
-
-def _nodes(node):
-    out, todo = [], [node]
-    while todo:
-        n = todo.pop()
-        out.append(n)
-        todo.extend(_children(n))
-    return out
