@@ -275,17 +275,8 @@ class CompiledGrammar:
 
     def mask(self, config) -> np.ndarray:
         """int32 [num_words] allowed-token words for a full configuration (do not mutate)."""
-        with self._lock:  # (the LRU of _lru, inline: this runs once per constrained token)
-            masks = self._masks
-            got = masks.get(config)
-            if got is None:
-                core = self.core
-                got = masks[config] = core.config_mask(config) if core is not None else self._compute_mask(config)
-                if len(masks) > MASK_LRU:
-                    masks.popitem(last=False)
-            else:
-                masks.move_to_end(config)
-            return got
+        with self._lock:
+            return _lru(self._masks, config, self._compute_mask, MASK_LRU)
 
     def _compute_mask(self, config) -> np.ndarray:
         if self.core is not None:  # the same as _walk_levels, in C (gs_config_mask)

@@ -62,7 +62,6 @@ class NativeCore:
         self.level_ids = np.zeros(0, dtype=np.int32)  # the mask levels, first to last (set_levels)
         self._p_level_ids = 0
         self._slab, self._slab_used, self._slab_p = np.zeros((0, vocab.num_words), dtype=np.int32), 0, 0
-        self._row_bytes = vocab.num_words * 4
 
     def set_levels(self, levels: list["NativeLevel"], full: "NativeLevel", eos: np.ndarray) -> None:
         """The levels stack masks go through (first to last), the level of full configurations and
@@ -77,15 +76,10 @@ class NativeCore:
     def config_mask(self, cid: int) -> np.ndarray:
         """int32 [num_words]: the tokens allowed from full configuration `cid` (gs_config_mask:
         each stack's mask, cached in C, all in one call)."""
-        slab, i = self._slab, self._slab_used  # (word_row, inline)
-        if i == slab.shape[0]:
-            self.word_row()  # a new slab, whose row 0 this takes
-            slab, i = self._slab, 0
-        else:
-            self._slab_used = i + 1
-        if self._config_mask(self.h, cid, self._slab_p + i * self._row_bytes) < 0:
+        words, p = self.word_row()
+        if self._config_mask(self.h, cid, p) < 0:
             raise MemoryError("the grammar automaton ran out of memory")
-        return slab[i]
+        return words
 
     def word_row(self) -> tuple[np.ndarray, int]:
         """An int32 [num_words] row (a mask, kept for good in a cache) and its address: carved from
