@@ -348,23 +348,31 @@ static int32_t set_find(const int32_t *tab, int64_t cap, const int32_t *pool, co
 }
 
 /* the dstate of the NFA states nbuf[0..m) and everything they reach by epsilons (-1: error) */
-static int32_t dfa_intern_closure(Core *h, int64_t m) {
+/* the NFA states (*buf)[0..m), without repeats, and everything they reach by epsilons, in
+   place in *buf (grown as needed; unsorted): their number, or -1 when out of memory */
+static int64_t eps_closure(Core *h, int32_t **buf, int64_t *cap, int64_t m) {
     if (++h->nepoch == 0) { memset(h->nstamp, 0, (size_t)h->nfa_n * 4); h->nepoch = 1; }
     const uint32_t ep = h->nepoch;
     int64_t k = 0;
     for (int64_t i = 0; i < m; i++) {
-        int32_t x = h->nbuf[i];
-        if (h->nstamp[x] != ep) { h->nstamp[x] = ep; h->nbuf[k++] = x; }
+        int32_t x = (*buf)[i];
+        if (h->nstamp[x] != ep) { h->nstamp[x] = ep; (*buf)[k++] = x; }
     }
     for (int64_t i = 0; i < k; i++) {
-        const int32_t x = h->nbuf[i];
+        const int32_t x = (*buf)[i];
         const int32_t lo = h->eps_off[x], hi = h->eps_off[x + 1];
-        if (grow((void **)&h->nbuf, &h->nbuf_cap, k + (hi - lo), 4)) return -1;
+        if (grow((void **)buf, cap, k + (hi - lo), 4)) return -1;
         for (int32_t e = lo; e < hi; e++) {
             const int32_t t = h->eps[e];
-            if (h->nstamp[t] != ep) { h->nstamp[t] = ep; h->nbuf[k++] = t; }
+            if (h->nstamp[t] != ep) { h->nstamp[t] = ep; (*buf)[k++] = t; }
         }
     }
+    return k;
+}
+
+static int32_t dfa_intern_closure(Core *h, int64_t m) {
+    const int64_t k = eps_closure(h, &h->nbuf, &h->nbuf_cap, m);
+    if (k < 0) return -1;
     sort_i32(h->nbuf, k);
     const int32_t *ids = h->nbuf;
     if ((h->nd + 1) * 2 > h->dhcap
@@ -629,6 +637,11 @@ static int32_t closure_union(Core *h, Level *L, const int32_t *in, int64_t n) {
     return intern_ids(h, L, h->buf, (int32_t)m);
 }
 
+/* a 256-bit set's hash */
+static inline uint64_t hash4(const uint64_t *v) {
+    return mix(v[0] ^ mix(v[1] ^ mix(v[2] ^ mix(v[3]))));
+}
+
 /* the byte -> class map of the class cuts `cut` (bit x: a class starts at byte x), interned: one
    per distinct set of cuts (NULL when out of memory) */
 static const uint8_t *class_map(Core *h, const uint64_t *cut) {
@@ -638,8 +651,7 @@ static const uint8_t *class_map(Core *h, const uint64_t *cut) {
         if (!t) return NULL;
         memset(t, 0xff, (size_t)c * 4);
         for (int64_t i = 0; i < h->n_cmaps; i++) {
-            const uint64_t *k = (const uint64_t *)(h->cmaps[i] + 256);
-            uint64_t j = mix(k[0] ^ mix(k[1] ^ mix(k[2] ^ mix(k[3])))) & (c - 1);
+            uint64_t j = hash4((const uint64_t *)(h->cmaps[i] + 256)) & (c - 1);
             while (t[j] >= 0) j = (j + 1) & (c - 1);
             t[j] = (int32_t)i;
         }
@@ -647,7 +659,7 @@ static const uint8_t *class_map(Core *h, const uint64_t *cut) {
         h->cmap_tab = t;
         h->cmap_hcap = c;
     }
-    uint64_t j = mix(cut[0] ^ mix(cut[1] ^ mix(cut[2] ^ mix(cut[3])))) & (h->cmap_hcap - 1);
+    uint64_t j = hash4(cut) & (h->cmap_hcap - 1);
     for (;; j = (j + 1) & (h->cmap_hcap - 1)) {
         const int32_t i = h->cmap_tab[j];
         if (i < 0) break;
@@ -1120,22 +1132,13 @@ static int nfa_immortal(Core *h, int32_t x) {
         const int32_t y = h->iset[i];
         h->ieoff[i] = ne;
         if (i > 0 && h->nstable[y]) continue;  /* known already: not explored again */
-        /* y's epsilon closure (copied out: dfa_step below may reuse nbuf), then its byte edges
+        /* y's epsilon closure (in its own buffer: dfa_step below may reuse nbuf), then its byte edges
            that meet the plain bytes and its calls read whole on a plain byte, as edges
            (lo, hi, target) */
-        if (++h->nepoch == 0) { memset(h->nstamp, 0, (size_t)h->nfa_n * 4); h->nepoch = 1; }
         if (grow((void **)&h->iclos, &h->iclos_cap, 1, 4)) return -1;
-        int64_t k = 0;
-        h->iclos[k++] = y;
-        h->nstamp[y] = h->nepoch;
-        for (int64_t c = 0; c < k; c++) {
-            const int32_t z = h->iclos[c], lo = h->eps_off[z], hi = h->eps_off[z + 1];
-            if (grow((void **)&h->iclos, &h->iclos_cap, k + (hi - lo), 4)) return -1;
-            for (int32_t e = lo; e < hi; e++) {
-                const int32_t t = h->eps[e];
-                if (h->nstamp[t] != h->nepoch) { h->nstamp[t] = h->nepoch; h->iclos[k++] = t; }
-            }
-        }
+        h->iclos[0] = y;
+        const int64_t k = eps_closure(h, &h->iclos, &h->iclos_cap, 1);
+        if (k < 0) return -1;
         for (int64_t c = 0; c < k; c++) {
             const int32_t z = h->iclos[c];
             for (int32_t e = h->eb_off[z]; e < h->eb_off[z + 1]; e++) {
