@@ -215,3 +215,48 @@ def test_nfa_build_in_c_equals_python(monkeypatch):
             assert np.array_equal(a, b)
     assert any(isinstance(label, ir.Automaton) or isinstance(b, ir.Automaton)
                for b in prepare(grammars[1]).values() for label in ir_nodes(b))
+
+
+_SQL = r"""
+start: select (";" select)* ";"?
+select: "SELECT"i columns "FROM"i NAME ("WHERE"i cond (("AND"i | "OR"i) cond)*)? ("LIMIT"i NUMBER)?
+columns: "*" | column ("," column)*
+column: NAME ("AS"i NAME)? | FUNC "(" (NAME | "*") ")" ("AS"i NAME)?
+FUNC: "COUNT"i | "SUM"i | "AVG"i | "MIN"i | "MAX"i
+cond: NAME OP value | "(" cond (("AND"i | "OR"i) cond)* ")"
+OP: "=" | "<" | ">" | "<=" | ">=" | "!="
+value: NUMBER | ESCAPED_STRING | NAME
+%import common.CNAME -> NAME
+%import common.INT -> NUMBER
+%import common.ESCAPED_STRING
+%import common.WS
+%ignore WS
+"""
+
+
+def test_name_subtrees_are_taken_whole_after_a_keyword(smollm2_vocab, monkeypatch):
+    """Lark grammars are scannerless: after `SELECT` a column name's letters may also start the
+    keywords that can follow it (`SELECT nameFROM t` is in the language), so the letters step
+    apart and no configuration loops on them; but the name's own loop state outlives every letter,
+    digit and `_`, so a trie subtree spelled only with those is accepted whole (the keep set)
+    instead of stepping the automaton through each node: the fill makes 22 configurations (31 when
+    every such subtree was walked).  The mask equals the Python automaton's."""
+    if native.load() is None:
+        pytest.skip("native automaton unavailable here")
+    g = GrammarCompiler(smollm2_vocab).compile_lark(_SQL)
+    m = g.matcher()
+    assert m.accept_bytes(b"SELECT")
+    row, ref = allocate_bitmask(2, smollm2_vocab.size)
+    before = len(g.levels[0].configs)
+    m.fill_bitmask(row)
+    assert len(g.levels[0].configs) - before <= 25
+    monkeypatch.setattr(native, "load", lambda: None)
+    slow = GrammarCompiler(smollm2_vocab).compile_lark(_SQL)
+    assert slow.core is None
+    ms = slow.matcher()
+    assert ms.accept_bytes(b"SELECT")
+    ms.fill_bitmask(ref)
+    assert np.array_equal(row, ref)
+    allowed = np.unpackbits(row.view(np.uint8), bitorder="little")[: smollm2_vocab.size].astype(bool)
+    tok = {b: t for t, b in enumerate(smollm2_vocab.tokens)}
+    assert allowed[tok[b" name"]] and allowed[tok[b"name"]] and not allowed[tok[b"."]]
