@@ -14,6 +14,7 @@ Arrays: prefixItems one by one, then `items` repeated, with minItems/maxItems as
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from grammar.ir import EMPTY, NOTHING, Automaton, Literal, Node, Repeat
 from grammar.json_merge import both
@@ -23,12 +24,18 @@ from grammar.json_values import QUOTE, STRING_CHAR, STRING_UNIT, WS, alt, escape
 COMMA = seq((WS, Literal(b","), WS))
 COLON = seq((WS, Literal(b":"), WS))
 _TRIVIAL = (True, {})
+_UNITS = Repeat(STRING_UNIT, 0, None)  # the rest of a key, once it spells none of the names
 ARRAY_ITEM_INLINE = 400  # an array item this big (IR nodes) or smaller is spelled inline twice
 MAX_PATTERNS = 5  # patternProperties split into at most 2^5 key regions
 
 
 def key_not_in(names) -> Node:
     """A JSON string (quotes included) whose decoded value is none of `names`: a trie complement."""
+    return _key_not_in(tuple(names))
+
+
+@lru_cache(maxsize=1024)
+def _key_not_in(names: tuple) -> Node:  # cached (IR nodes are immutable): objects repeat name lists
     trie: dict = {}
     for name in names:
         node = trie
@@ -40,7 +47,7 @@ def key_not_in(names) -> Node:
         kids = sorted(k for k in node if k is not None)
         parts = [] if None in node else [EMPTY]  # stopping here spells a non-name
         other = escaped_class(tuple((ord(k), ord(k)) for k in kids), negated=True) if kids else STRING_CHAR
-        parts.append(seq((other, Repeat(STRING_UNIT, 0, None))))
+        parts.append(seq((other, _UNITS)))
         parts += [seq((escaped_class(((ord(k), ord(k)),)), body(node[k]))) for k in kids]
         return alt(parts)
 
