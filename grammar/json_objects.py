@@ -43,11 +43,17 @@ def _key_not_in(names: tuple) -> Node:  # cached (IR nodes are immutable): objec
             node = node.setdefault(ch, {})
         node[None] = True
 
+    escapes: dict[tuple, Node] = {}  # the first characters of the names at a trie node -> a key
+    # (a nonempty rest) that starts with none of them: few distinct sets (single letters) recur
+
     def body(node: dict) -> Node:
-        kids = sorted(k for k in node if k is not None)
+        kids = tuple(sorted(k for k in node if k is not None))
         parts = [] if None in node else [EMPTY]  # stopping here spells a non-name
-        other = escaped_class(tuple((ord(k), ord(k)) for k in kids), negated=True) if kids else STRING_CHAR
-        parts.append(seq((other, _UNITS)))
+        escape = escapes.get(kids)
+        if escape is None:
+            other = escaped_class(tuple((ord(k), ord(k)) for k in kids), negated=True) if kids else STRING_CHAR
+            escape = escapes[kids] = seq((other, _UNITS))
+        parts.append(escape)
         parts += [seq((escaped_class(((ord(k), ord(k)),)), body(node[k]))) for k in kids]
         return alt(parts)
 
