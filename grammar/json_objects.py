@@ -1,9 +1,10 @@
 """Object and array schemas -> IR.
 
 Objects: declared properties come in the schema's order (optional ones may be skipped), then
-additional properties (when allowed). The member list is a small automaton with one rule per
+additional properties (when allowed). The member list is a small automaton with one state per
 (declared index i, members emitted so far c); c saturates at the largest count any bound needs,
-so min/maxProperties are exact and an unconstrained object needs only 2 rules per property.
+so min/maxProperties are exact.  A state reached from two states is a rule, any other is spelled
+inline (an unconstrained object: one rule per property, its states after the first member).
 Keys of additional properties never spell a declared name (`key_not_in`), so a declared
 property's schema cannot be bypassed.  dependentRequired adds to the state the names an emitted
 member made required further on, and the targets already emitted for members further on.
@@ -13,6 +14,7 @@ Arrays: prefixItems one by one, then `items` repeated, with minItems/maxItems as
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from grammar.ir import EMPTY, NOTHING, Automaton, Literal, Node, Repeat
 from grammar.json_merge import both
@@ -22,12 +24,18 @@ from grammar.json_values import QUOTE, STRING_CHAR, STRING_UNIT, WS, alt, escape
 COMMA = seq((WS, Literal(b","), WS))
 COLON = seq((WS, Literal(b":"), WS))
 _TRIVIAL = (True, {})
+_UNITS = Repeat(STRING_UNIT, 0, None)  # the rest of a key, once it spells none of the names
 ARRAY_ITEM_INLINE = 400  # an array item this big (IR nodes) or smaller is spelled inline twice
 MAX_PATTERNS = 5  # patternProperties split into at most 2^5 key regions
 
 
 def key_not_in(names) -> Node:
     """A JSON string (quotes included) whose decoded value is none of `names`: a trie complement."""
+    return _key_not_in(tuple(names))
+
+
+@lru_cache(maxsize=1024)
+def _key_not_in(names: tuple) -> Node:  # cached (IR nodes are immutable): objects repeat name lists
     trie: dict = {}
     for name in names:
         node = trie
@@ -35,11 +43,17 @@ def key_not_in(names) -> Node:
             node = node.setdefault(ch, {})
         node[None] = True
 
+    escapes: dict[tuple, Node] = {}  # the first characters of the names at a trie node -> a key
+    # (a nonempty rest) that starts with none of them: few distinct sets (single letters) recur
+
     def body(node: dict) -> Node:
-        kids = sorted(k for k in node if k is not None)
+        kids = tuple(sorted(k for k in node if k is not None))
         parts = [] if None in node else [EMPTY]  # stopping here spells a non-name
-        other = escaped_class(tuple((ord(k), ord(k)) for k in kids), negated=True) if kids else STRING_CHAR
-        parts.append(seq((other, Repeat(STRING_UNIT, 0, None))))
+        escape = escapes.get(kids)
+        if escape is None:
+            other = escaped_class(tuple((ord(k), ord(k)) for k in kids), negated=True) if kids else STRING_CHAR
+            escape = escapes[kids] = seq((other, _UNITS))
+        parts.append(escape)
         parts += [seq((escaped_class(((ord(k), ord(k)),)), body(node[k]))) for k in kids]
         return alt(parts)
 
@@ -189,36 +203,64 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
     cap = max(min_p, max_p or 0, 1)  # counts saturate here; c == 0 still means "nothing emitted"
     after, before = _dependencies(lw, schema, items, extra is not None, ptr)
     targets = frozenset().union(*before.values())  # names whose emission later members check
-    names: dict[tuple, str] = {}
 
-    def state(i: int, c: int, owed: frozenset, seen: frozenset) -> Node:
-        """Members from declared index i on, c emitted so far; owed: the declared names an
-        earlier member depends on (now required), seen: the dependency targets emitted."""
-        key = (i, c, owed, seen)
-        if key in names:
-            return lw.ref(names[key])
-        name = names[key] = lw.fresh("obj")
-        sep = EMPTY if c == 0 else COMMA
+    def moves(key: tuple) -> tuple:
+        """(member, the state after emitting it, the state after skipping it, can stop here) of
+        state key = (i, c, owed, seen): members from declared index i on, c emitted so far;
+        owed: the declared names an earlier member depends on (now required), seen: the
+        dependency targets emitted.  None for a move not allowed."""
+        i, c, owed, seen = key
         more = max_p is None or c + 1 <= max_p
-        parts: list[Node] = []
         if i < len(items):
             member, required, prop = items[i]
-            if more and before.get(prop, frozenset()) <= seen:
-                nxt = state(i + 1, min(c + 1, cap), (owed | after.get(prop, frozenset())) - {prop},
-                            seen | ({prop} & targets))
-                parts.append(seq((sep, member, nxt)))
-            if not required and prop not in owed:
-                parts.append(state(i + 1, c, owed, seen))
-        else:
-            if c >= min_p and not owed:
+            take = (i + 1, min(c + 1, cap), (owed | after.get(prop, frozenset())) - {prop},
+                    seen | ({prop} & targets)) if more and before.get(prop, frozenset()) <= seen else None
+            skip = (i + 1, c, owed, seen) if not required and prop not in owed else None
+            return member, take, skip, False
+        take = (i, min(c + 1, cap), owed, seen) if extra is not None and more else None
+        return extra, take, None, c >= min_p and not owed
+
+    # the states form a DAG: one met from two states on is a rule, any other is spelled inline
+    users: dict[tuple, int] = {}
+    todo = [(0, 0, frozenset(), frozenset())]
+    while todo:
+        _, take, skip, _ = moves(todo.pop())
+        for nxt in {take, skip} - {None}:  # (a state reached by both moves is one use)
+            users[nxt] = users.get(nxt, 0) + 1
+            if users[nxt] == 1:
+                todo.append(nxt)
+    names: dict[tuple, str] = {}
+
+    def alternatives(key: tuple) -> Node:
+        parts: list[Node] = []
+        while key is not None:  # a chain of skips through inline states: one flat Alt
+            member, take, skip, stop = moves(key)
+            sep = EMPTY if key[1] == 0 else COMMA
+            if take is not None and take == skip:  # emitted or not, the same state follows
+                parts.append(seq((alt((seq((sep, member)), EMPTY)), state(take))))
+                break
+            if stop:
                 parts.append(EMPTY)
-            if extra is not None and more:
-                parts.append(seq((sep, extra, state(i, min(c + 1, cap), owed, seen))))
-        lw.rules[name] = alt(parts) if parts else NOTHING
+            if take is not None:
+                parts.append(seq((sep, member, state(take))))
+            if skip is not None and users[skip] > 1:
+                parts.append(state(skip))
+                break
+            key = skip
+        return alt(parts, compare=False)  # (inline states are big trees: compared by identity)
+
+    def state(key: tuple) -> Node:
+        """The members from state key on: a rule's reference for a shared state, else inline."""
+        if key in names:
+            return lw.ref(names[key])
+        if users.get(key, 0) < 2:
+            return alternatives(key)
+        name = names[key] = lw.fresh("obj")
+        lw.rules[name] = alternatives(key)
         return lw.ref(name)
 
-    out = seq((Literal(b"{"), WS, state(0, 0, frozenset(), frozenset()), WS, Literal(b"}")))
-    state = None  # noqa: F841  (breaks the closure's cycle, which would hold the lowerer until a GC pass)
+    out = seq((Literal(b"{"), WS, state((0, 0, frozenset(), frozenset())), WS, Literal(b"}")))
+    state = None  # noqa: F841  (breaks the cycle state <-> alternatives, which would hold the lowerer until a GC pass)
     return out
 
 

@@ -27,6 +27,7 @@ class RefIndex:
         if isinstance(root, dict) and isinstance(root.get("$id"), str) and not root["$id"].startswith("#"):
             self.base = urldefrag(urljoin(DEFAULT_BASE, root["$id"]))[0]
         self.docs[self.base] = (root, "", self.base)
+        self._resolved: dict[tuple, tuple] = {}
         self._walk(root, "", self.base)
 
     def _walk(self, node, ptr: str, base: str) -> None:
@@ -51,6 +52,12 @@ class RefIndex:
 
     def resolve(self, ref: str, base: str) -> tuple[object, str, str]:
         """The subschema `ref` names, its JSON pointer in the document, and its base URI."""
+        got = self._resolved.get((ref, base))  # (schemas repeat their $refs: urljoin is slow)
+        if got is None:
+            got = self._resolved[(ref, base)] = self._resolve(ref, base)
+        return got
+
+    def _resolve(self, ref: str, base: str) -> tuple[object, str, str]:
         full = urljoin(base, ref)
         url, frag = urldefrag(full)
         if frag and not frag.startswith("/"):

@@ -71,6 +71,9 @@ class _Lowerer:
         self.index = RefIndex(root)
         self.ref_rules: dict[str, str] = {}
         self.counter = 0
+        self.lowered: dict[tuple, tuple] = {}  # (_json_key(schema), base) -> (node, fresh names it took)
+        self.json_keys: dict[int, tuple] = {}  # id(JSON value) -> (value, its key)
+        self.json_ids: dict[tuple, int] = {}
         draft7 = isinstance(root, dict) and "draft-0" in str(root.get("$schema", ""))
         cls = jsonschema.Draft7Validator if draft7 else jsonschema.Draft202012Validator
         self.validator = cls(root if isinstance(root, dict) else {})
@@ -104,12 +107,49 @@ class _Lowerer:
 
     # -- lowering ------------------------------------------------------------------------------
     def node(self, schema, ptr: str, base: str) -> Node:
+        """The IR of `schema` (at JSON pointer `ptr`, $refs resolved against `base`).
+
+        A subschema equal to one lowered before (same JSON, key order included, same base) gets
+        that same node: schemas repeat subtrees verbatim (a property in every anyOf branch),
+        and a shared node is walked once by every later pass.  Lowering depends on nothing else
+        but the pointer in messages: a lowering that warned is not reused (its repeat warns at
+        its own pointer), and one that raised never finished.  The rule counter moves on as the
+        repeat would have moved it, so rule names stay those of lowering every copy."""
         if schema is True or schema == {}:
             return self._any()
         if schema is False:
             return NOTHING
         if not isinstance(schema, dict):
             raise GrammarError("a schema must be a JSON object or a boolean", pointer=ptr)
+        key = (self._json_key(schema), base)
+        got = self.lowered.get(key)
+        if got is not None:
+            self.counter += got[1]
+            return got[0]
+        counter, warned = self.counter, len(self.warnings)
+        out = self._lower(schema, ptr, base)
+        if len(self.warnings) == warned:
+            self.lowered[key] = (out, self.counter - counter)
+        return out
+
+    def _json_key(self, value):
+        """A key equal for equal JSON values only (key order and number types included: 1, 1.0
+        and true differ); an int per object or array, memoized by identity (the value is kept,
+        so its id cannot be reused)."""
+        if not isinstance(value, (dict, list)):
+            return (type(value), repr(value) if type(value) is float else value)  # -0.0 == 0.0: repr
+        got = self.json_keys.get(id(value))
+        if got is not None and got[0] is value:
+            return got[1]
+        if isinstance(value, dict):
+            k = (dict, tuple([(name, self._json_key(v)) for name, v in value.items()]))
+        else:
+            k = (list, tuple([self._json_key(v) for v in value]))
+        out = self.json_ids.setdefault(k, len(self.json_ids))
+        self.json_keys[id(value)] = (value, out)
+        return out
+
+    def _lower(self, schema: dict, ptr: str, base: str) -> Node:
         schema = self._flatten(_modernize(schema), ptr, base, 0)
         if not isinstance(schema, dict):
             return self.node(schema, ptr, base)

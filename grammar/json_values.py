@@ -58,17 +58,25 @@ def _among(flat: list, x) -> bool:
     return False
 
 
-def alt(items) -> Node:
-    """Alt that flattens nested Alts, drops NOTHING and collapses singletons."""
+def alt(items, compare: bool = True) -> Node:
+    """Alt that flattens nested Alts, drops NOTHING and repeats, and collapses singletons.
+
+    compare=False finds repeats by identity only (literals still by value): for items that are
+    big trees, whose equality test walks them (once per path through their shared parts)."""
     flat: list[Node] = []
     lits: set[bytes] = set()  # values of the Literals in flat: an enum's are found by hash
+    ids: set[int] = set()  # (compare=False) ids of the other nodes in flat
     for it in items:
         for x in (it.items if isinstance(it, Alt) else (it,)):
             if type(x) is Literal:  # equal to a node of flat exactly when a Literal of its value
                 if x.value not in lits:
                     lits.add(x.value)
                     flat.append(x)
-            elif not _among(flat, x):
+            elif compare:
+                if not _among(flat, x):
+                    flat.append(x)
+            elif id(x) not in ids:
+                ids.add(id(x))
                 flat.append(x)
     return flat[0] if len(flat) == 1 else Alt(tuple(flat))
 
