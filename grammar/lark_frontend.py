@@ -2,7 +2,8 @@
 
 lark's own loader expands EBNF (?, *, +, [..], ~ ranges, templates, %import, aliases) into
 plain rules (`Lark.rules`: origin -> one expansion of symbols) and compiles every terminal to a
-Python regex or string (`Lark.terminals`); we lower exactly that:
+Python regex or string (`Lark.terminals`); we run just that part of `Lark(...)` (_read_lark: not
+the Earley parser it would build, only its checks) and lower exactly what it yields:
     rule NAME          -> Alt of its expansions, each a Seq of Refs
     terminal T         -> rule "T:T" = parse_regex(pattern, flags) or a Literal
     %ignore T1, T2     -> before every terminal occurrence and at the very end:  (T1 | T2)*
@@ -58,17 +59,40 @@ def _terminal_node(term, text: str) -> ir.Node:
                            line=_line_of(text, term.name)) from None
 
 
+def _read_lark(text: str, start: str):
+    """(terminals, rules, ignored terminal names) of a Lark grammar, exactly as
+    `Lark(text, start=start, parser="earley", lexer="dynamic")` reads them, and with the same
+    errors, but without building the Earley parser we never use: only lark's grammar loader and
+    its EBNF -> BNF compilation run, followed by the two checks that building that parser makes
+    (see `Lark._build_parser`)."""
+    from lark.common import LexerConf
+    from lark.exceptions import GrammarError as LarkGrammarError
+    from lark.grammar import NonTerminal
+    from lark.load_grammar import load_grammar
+    from lark.parser_frontends import EarleyRegexpMatcher
+
+    grammar, _used_files = load_grammar(text, "<string>", [], False)  # as Lark(text) loads it
+    terminals, rules, ignore = grammar.compile([start], set())
+    # 1. the dynamic lexer's matcher: every terminal a valid, non-zero-width regex
+    EarleyRegexpMatcher(LexerConf(terminals, re, ignore))
+    # 2. Earley's GrammarAnalyzer: every rule used (the start rule last) is defined
+    defined = {rule.origin for rule in rules}
+    used = [sym for rule in rules for sym in rule.expansion if not sym.is_term]
+    for sym in used + [NonTerminal(start)]:
+        if sym not in defined:
+            raise LarkGrammarError("Using an undefined rule: %s" % sym)
+    return terminals, rules, ignore
+
+
 def lark_to_grammar(text: str, start: str = "start") -> ir.Grammar:
     """The IR of a Lark grammar (lark syntax, start rule `start`)."""
     try:
-        from lark import Lark
-
-        parser = Lark(text, start=start, parser="earley", lexer="dynamic")
+        terminals, lark_rules, ignore = _read_lark(text, start)
     except Exception as e:  # lark raises several types: GrammarError, UnexpectedInput, KeyError...
         raise GrammarError(f"invalid Lark grammar: {str(e).strip().splitlines()[0]}",
                            line=_lark_error_line(e)) from None
-    terms = {t.name: t for t in parser.terminals}
-    ignore = list(parser.ignore_tokens)
+    terms = {t.name: t for t in terminals}
+    ignore = list(ignore)
     rules: dict[str, ir.Node] = {}
     alternatives: dict[str, list[ir.Node]] = {}
     used_terms: set[str] = set(ignore)
@@ -83,7 +107,7 @@ def lark_to_grammar(text: str, start: str = "start") -> ir.Grammar:
         ref = ir.Ref("T:" + sym.name)
         return ir.Seq((ir.Ref(IGNORE_RULE), ref)) if ignore else ref
 
-    for rule in parser.rules:
+    for rule in lark_rules:
         seq = ir.Seq(tuple(symbol(s) for s in rule.expansion))
         alternatives.setdefault(rule.origin.name, []).append(seq)
     for name, alts in alternatives.items():
