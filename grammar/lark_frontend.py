@@ -14,7 +14,15 @@ GrammarError with the grammar line.
 """
 from __future__ import annotations
 
+import os
 import re
+import threading
+
+from lark.common import LexerConf
+from lark.exceptions import GrammarError as LarkGrammarError
+from lark.grammar import NonTerminal
+from lark.load_grammar import EXT, GrammarBuilder, nr_deepcopy_tree
+from lark.parser_frontends import EarleyRegexpMatcher
 
 from . import ir
 from .errors import GrammarError
@@ -59,20 +67,51 @@ def _terminal_node(term, text: str) -> ir.Node:
                            line=_line_of(text, term.name)) from None
 
 
+class _GrammarBuilder(GrammarBuilder):
+    """lark's GrammarBuilder, except that an import from lark's own library (`%import common.X`,
+    the usual kind) reuses what the same import yielded before in this process instead of parsing
+    the library grammar again (a third of a small grammar's load).  The library grammars are
+    lark's package files, so the definitions an import adds depend only on the import: the
+    library path and its name -> alias map.  Anything else (relative imports, imports nested in
+    an imported grammar) goes through lark's do_import unchanged."""
+
+    _cache: dict[tuple, dict] = {}  # (dotted path, aliases) -> the definitions it adds
+    _cache_size = 64
+    _lock = threading.Lock()
+
+    def do_import(self, dotted_path, base_path, aliases, base_mangle=None) -> None:
+        if base_path is not None or base_mangle is not None or self.import_paths \
+                or self.global_keep_all_tokens:
+            return super().do_import(dotted_path, base_path, aliases, base_mangle)
+        key = (dotted_path, tuple(aliases.items()))
+        with self._lock:
+            definitions = self._cache.get(key)
+        if definitions is None:
+            fresh = GrammarBuilder()
+            fresh.do_import(dotted_path, None, aliases)  # errors are lark's, and not cached
+            definitions = fresh._definitions
+            with self._lock:
+                self._cache[key] = definitions
+                while len(self._cache) > self._cache_size:
+                    del self._cache[next(iter(self._cache))]
+        for name in definitions:  # lark's check, same message
+            if name in self._definitions:
+                raise LarkGrammarError("Cannot import '%s' from '%s': Symbol already defined."
+                                       % (name, os.path.join(*dotted_path) + EXT))
+        for name, d in definitions.items():  # copies: the grammar may %extend what it imports
+            tree = nr_deepcopy_tree(d.tree) if d.tree is not None else None
+            self._definitions[name] = type(d)(d.is_term, tree, d.params, d.options)
+
+
 def _read_lark(text: str, start: str):
     """(terminals, rules, ignored terminal names) of a Lark grammar, exactly as
     `Lark(text, start=start, parser="earley", lexer="dynamic")` reads them, and with the same
     errors, but without building the Earley parser we never use: only lark's grammar loader and
     its EBNF -> BNF compilation run, followed by the two checks that building that parser makes
     (see `Lark._build_parser`)."""
-    from lark.common import LexerConf
-    from lark.exceptions import GrammarError as LarkGrammarError
-    from lark.grammar import NonTerminal
-    from lark.load_grammar import load_grammar
-    from lark.parser_frontends import EarleyRegexpMatcher
-
-    grammar, _used_files = load_grammar(text, "<string>", [], False)  # as Lark(text) loads it
-    terminals, rules, ignore = grammar.compile([start], set())
+    builder = _GrammarBuilder()  # as lark.load_grammar.load_grammar(text, "<string>", [], False)
+    builder.load_grammar(text, "<string>")
+    terminals, rules, ignore = builder.build().compile([start], set())
     # 1. the dynamic lexer's matcher: every terminal a valid, non-zero-width regex
     EarleyRegexpMatcher(LexerConf(terminals, re, ignore))
     # 2. Earley's GrammarAnalyzer: every rule used (the start rule last) is defined
