@@ -14,6 +14,7 @@ GrammarError with the grammar line.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -51,17 +52,23 @@ def _lark_error_line(err: Exception) -> int | None:
     return int(m.group(1)) if m else None
 
 
+@functools.lru_cache(maxsize=4096)
+def _pattern_node(kind: str, value: str, flags: str) -> ir.Node:
+    """The IR of a lark pattern (`kind` its class name: PatternStr or PatternRE).  A pure
+    function of its arguments, memoized per process: grammars share terminals (keywords,
+    common.lark's) and IR nodes are immutable.  (lru_cache keeps no exception: errors recur.)"""
+    if kind == "PatternStr":
+        if "i" not in flags:
+            return ir.Literal(value.encode())
+        return ir.Seq(tuple(ir.CharClass(tuple(fold_case([(ord(c), ord(c))]))) for c in value))
+    value = _KNOWN_PATTERNS.get(value, value)
+    return parse_regex(value, flags=flags.replace("m", "").replace("u", ""))
+
+
 def _terminal_node(term, text: str) -> ir.Node:
     pattern = term.pattern
-    flags = "".join(sorted(pattern.flags))
     try:
-        if type(pattern).__name__ == "PatternStr":
-            if "i" not in flags:
-                return ir.Literal(pattern.value.encode())
-            return ir.Seq(tuple(ir.CharClass(tuple(fold_case([(ord(c), ord(c))])))
-                                for c in pattern.value))
-        value = _KNOWN_PATTERNS.get(pattern.value, pattern.value)
-        return parse_regex(value, flags=flags.replace("m", "").replace("u", ""))
+        return _pattern_node(type(pattern).__name__, pattern.value, "".join(sorted(pattern.flags)))
     except GrammarError as e:
         raise GrammarError(f"terminal {term.name}: {e.message}",
                            line=_line_of(text, term.name)) from None
