@@ -22,8 +22,10 @@ import threading
 from lark.common import LexerConf
 from lark.exceptions import GrammarError as LarkGrammarError
 from lark.grammar import NonTerminal
-from lark.load_grammar import EXT, GrammarBuilder, nr_deepcopy_tree
+from lark.load_grammar import (EXT, GrammarBuilder, PrepareLiterals, TerminalTreeToPattern,
+                               nr_deepcopy_tree)
 from lark.parser_frontends import EarleyRegexpMatcher
+from lark.tree import Tree
 
 from . import ir
 from .errors import GrammarError
@@ -74,13 +76,39 @@ def _terminal_node(term, text: str) -> ir.Node:
                            line=_line_of(text, term.name)) from None
 
 
+def _precompiled_terminal(d):
+    """An imported terminal's definition `d` with each alternative of its tree replaced by the
+    lark Pattern that Grammar.compile's terminal transformer (TerminalTreeToPattern) makes of it,
+    as a `pattern` leaf: that transformer builds a tree's pattern from its children's patterns
+    alone, so every grammar compiling this tree (or a terminal that uses it, or an %extend of it)
+    gets the same patterns without transforming the library's tree again.  The other readers of
+    terminal trees see no difference: no symbol or `value` node either way, and compile's "empty
+    terminal" check (exactly one `expansion` node, empty) needs only to know whether the tree has
+    `expansion` nodes, which the wrapping keeps.  `d` itself when it is not that simple (an
+    empty expansion, or an alternative the transformer rejects: compile keeps lark's error)."""
+    if not d.is_term or d.tree is None or not all(isinstance(a, Tree) for a in d.tree.children) \
+            or any(not e.children for e in d.tree.find_data("expansion")):
+        return d
+    to_pattern = PrepareLiterals() * TerminalTreeToPattern()
+    alternatives = []
+    for alt in d.tree.children:
+        try:
+            leaf = Tree("pattern", [to_pattern.transform(nr_deepcopy_tree(alt))])
+        except Exception:
+            return d
+        has_expansion = any(True for _ in alt.find_data("expansion"))
+        alternatives.append(Tree("expansion", [leaf]) if has_expansion else leaf)
+    return type(d)(True, Tree("expansions", alternatives), d.params, d.options)
+
+
 class _GrammarBuilder(GrammarBuilder):
     """lark's GrammarBuilder, except that an import from lark's own library (`%import common.X`,
     the usual kind) reuses what the same import yielded before in this process instead of parsing
     the library grammar again (a third of a small grammar's load).  The library grammars are
     lark's package files, so the definitions an import adds depend only on the import: the
-    library path and its name -> alias map.  Anything else (relative imports, imports nested in
-    an imported grammar) goes through lark's do_import unchanged."""
+    library path and its name -> alias map; the terminals among them are kept precompiled
+    (_precompiled_terminal).  Anything else (relative imports, imports nested in an imported
+    grammar) goes through lark's do_import unchanged."""
 
     _cache: dict[tuple, dict] = {}  # (dotted path, aliases) -> the definitions it adds
     _cache_size = 64
@@ -96,7 +124,7 @@ class _GrammarBuilder(GrammarBuilder):
         if definitions is None:
             fresh = GrammarBuilder()
             fresh.do_import(dotted_path, None, aliases)  # errors are lark's, and not cached
-            definitions = fresh._definitions
+            definitions = {name: _precompiled_terminal(d) for name, d in fresh._definitions.items()}
             with self._lock:
                 self._cache[key] = definitions
                 while len(self._cache) > self._cache_size:
