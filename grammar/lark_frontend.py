@@ -19,13 +19,12 @@ import os
 import re
 import threading
 
-from lark.common import LexerConf
 from lark.exceptions import GrammarError as LarkGrammarError
 from lark.grammar import NonTerminal
 from lark.load_grammar import (EXT, GrammarBuilder, PrepareLiterals, TerminalTreeToPattern,
                                nr_deepcopy_tree)
-from lark.parser_frontends import EarleyRegexpMatcher
 from lark.tree import Tree
+from lark.utils import get_regexp_width
 
 from . import ir
 from .errors import GrammarError
@@ -138,6 +137,13 @@ class _GrammarBuilder(GrammarBuilder):
             self._definitions[name] = type(d)(d.is_term, tree, d.params, d.options)
 
 
+@functools.lru_cache(maxsize=4096)
+def _regexp_min_width(regexp: str) -> int:
+    """The least width of a terminal's regex as lark's Earley matcher finds it (sre_parse),
+    memoized per process (errors are not cached)."""
+    return get_regexp_width(regexp)[0]
+
+
 def _read_lark(text: str, start: str):
     """(terminals, rules, ignored terminal names) of a Lark grammar, exactly as
     `Lark(text, start=start, parser="earley", lexer="dynamic")` reads them, and with the same
@@ -147,8 +153,17 @@ def _read_lark(text: str, start: str):
     builder = _GrammarBuilder()  # as lark.load_grammar.load_grammar(text, "<string>", [], False)
     builder.load_grammar(text, "<string>")
     terminals, rules, ignore = builder.build().compile([start], set())
-    # 1. the dynamic lexer's matcher: every terminal a valid, non-zero-width regex
-    EarleyRegexpMatcher(LexerConf(terminals, re, ignore))
+    # 1. the dynamic lexer's matcher (EarleyRegexpMatcher): every terminal a valid regex, not
+    #    zero-width; its checks and errors, with the regex analysis memoized
+    for term in terminals:
+        regexp = term.pattern.to_regexp()
+        try:
+            width = _regexp_min_width(regexp)
+        except ValueError:
+            raise LarkGrammarError("Bad regexp in token %s: %s" % (term.name, regexp)) from None
+        if width == 0:
+            raise LarkGrammarError("Dynamic Earley doesn't allow zero-width regexps", term)
+        re.compile(regexp)  # (re's own cache)
     # 2. Earley's GrammarAnalyzer: every rule used (the start rule last) is defined
     defined = {rule.origin for rule in rules}
     used = [sym for rule in rules for sym in rule.expansion if not sym.is_term]
