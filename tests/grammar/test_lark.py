@@ -150,3 +150,21 @@ def test_ignore_and_case_insensitive(compiler):
     assert m.accept_bytes(b"select  a ,b FROM t where x >= 3 and y = \"q\\\"\";") and m.can_terminate()
     m = compiler.compile_lark(SQL).matcher()
     assert not m.accept_bytes(b"select ;")  # columns are required
+
+
+def test_library_imports_reused_exactly(compiler):
+    """An %import from lark's library is read once per process: a grammar that %extends what it
+    imports changes its own copy only, and lark's errors come back on every import."""
+    from grammar.lark_frontend import lark_to_grammar
+
+    plain = "start: NUMBER\n%import common.NUMBER\n"
+    extended = plain + '%extend NUMBER: "q"\n'
+    before = lark_to_grammar(plain)
+    for _ in range(2):
+        m = compiler.compile_lark(extended).matcher()
+        assert m.accept_bytes(b"q") and m.can_terminate()
+        assert lark_to_grammar(plain) == before
+    assert not compiler.compile_lark(plain).matcher().accept_bytes(b"q")
+    for _ in range(2):
+        with pytest.raises(GrammarError, match="Symbol already defined"):
+            compiler.compile_lark("start: NAME\n%import python.NAME\n%import common.CNAME -> NAME\n")
