@@ -241,6 +241,9 @@ def main() -> None:
     ap.add_argument("--out", default="", help="prefix for a .json of every row and a .png chart")
     args = ap.parse_args()
     import grammar.json_schema  # noqa: F401  (imported now: no compile time pays the import)
+    from grammar.lark_frontend import lark_to_grammar
+    lark_to_grammar('start: "a"')  # likewise lark's import and its own grammar-language parser
+    # (built once per process: 60-90 ms that no grammar's compile should carry)
     vocab = load_vocab()
     print(f"vocabulary: SmolLM2, {vocab.size} tokens; times in us unless noted")
     print(f"{'case':24} {'tok':>4} {'compile ms (cpu)':>17} | {'cold mean':>9} {'p50':>7} {'p99':>8} |"
