@@ -203,6 +203,7 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
     cap = max(min_p, max_p or 0, 1)  # counts saturate here; c == 0 still means "nothing emitted"
     after, before = _dependencies(lw, schema, items, extra is not None, ptr)
     targets = frozenset().union(*before.values())  # names whose emission later members check
+    tracked = bool(after or before)
 
     def moves(key: tuple) -> tuple:
         """(member, the state after emitting it, the state after skipping it, can stop here) of
@@ -213,6 +214,9 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
         more = max_p is None or c + 1 <= max_p
         if i < len(items):
             member, required, prop = items[i]
+            if not tracked:  # (no dependentRequired: owed and seen stay empty, no set to build)
+                return member, (i + 1, min(c + 1, cap), owed, seen) if more else None, \
+                    None if required else (i + 1, c, owed, seen), False
             take = (i + 1, min(c + 1, cap), (owed | after.get(prop, frozenset())) - {prop},
                     seen | ({prop} & targets)) if more and before.get(prop, frozenset()) <= seen else None
             skip = (i + 1, c, owed, seen) if not required and prop not in owed else None
