@@ -398,8 +398,11 @@ def _nullable_rules(rules: dict) -> set[str]:
     return nullable
 
 
-def _check_left_recursion(rules: dict) -> None:
-    nullable = _nullable_rules(rules)
+def _check_left_recursion(rules: dict, nullable: set[str] | None = None) -> None:
+    """GrammarError naming a left recursion cycle, if any (`nullable`: _nullable_rules(rules),
+    when the caller has it)."""
+    if nullable is None:
+        nullable = _nullable_rules(rules)
     graph = {name: _lead(body, nullable)[0] for name, body in rules.items()}
     state: dict[str, int] = {}  # 1 = on the DFS path, 2 = done
 
@@ -666,5 +669,6 @@ def _prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
     rules = _hoist_repeats(rules)
     nullable = _nullable_rules(rules)
     rules = {n: _eliminate_direct_left_recursion(n, b, nullable) for n, b in rules.items()}
-    _check_left_recursion(rules)
+    _check_left_recursion(rules, nullable)  # (the rewrite keeps every rule's language, so which
+    # rules derive the empty string too)
     return {grammar.start: rules[grammar.start], **rules}
