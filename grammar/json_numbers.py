@@ -43,8 +43,11 @@ def _fixed(a: str, b: str) -> Node:
     return alt(parts)
 
 
+@lru_cache(maxsize=1024)
 def uint_range(lo: int, hi: int | None) -> Node:
-    """Canonical non-negative integers in [lo, hi]; hi=None: up to max(INT_DIGITS, len(lo)) digits."""
+    """Canonical non-negative integers in [lo, hi]; hi=None: up to max(INT_DIGITS, len(lo)) digits.
+    Cached (IR nodes are immutable): schemas repeat their bounds, and a shared node is built once
+    and walked once by the passes after the front end."""
     lo = max(lo, 0)
     if hi is None:
         hi = 10 ** max(INT_DIGITS, len(str(lo))) - 1
@@ -60,8 +63,10 @@ def uint_range(lo: int, hi: int | None) -> Node:
     return alt(parts)
 
 
+@lru_cache(maxsize=1024)
 def int_range(lo: int | None, hi: int | None) -> Node:
-    """Canonical integers (no "-0") in [lo, hi]; None is unbounded (up to INT_DIGITS digits)."""
+    """Canonical integers (no "-0") in [lo, hi]; None is unbounded (up to INT_DIGITS digits).
+    Cached, as uint_range."""
     parts = []
     if hi is None or hi >= 0:
         parts.append(uint_range(0 if lo is None else max(lo, 0), hi))

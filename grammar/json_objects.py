@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from grammar.ir import EMPTY, NOTHING, Automaton, Literal, Node, Repeat
+from grammar.ir import EMPTY, NOTHING, Automaton, Literal, Node, Ref, Repeat
 from grammar.json_merge import both
 from grammar.json_refs import escape_pointer
 from grammar.json_values import QUOTE, STRING_CHAR, STRING_UNIT, WS, alt, escaped_class, seq, string_literal
@@ -36,30 +36,43 @@ def key_not_in(names) -> Node:
 
 @lru_cache(maxsize=1024)
 def _key_not_in(names: tuple) -> Node:  # cached (IR nodes are immutable): objects repeat name lists
-    trie: dict = {}
-    for name in names:
-        node = trie
-        for ch in name:
-            node = node.setdefault(ch, {})
-        node[None] = True
+    return seq((QUOTE, _key_rest(tuple(sorted(set(names)))), QUOTE))
 
-    escapes: dict[tuple, Node] = {}  # the first characters of the names at a trie node -> a key
-    # (a nonempty rest) that starts with none of them: few distinct sets (single letters) recur
 
-    def body(node: dict) -> Node:
-        kids = tuple(sorted(k for k in node if k is not None))
-        parts = [] if None in node else [EMPTY]  # stopping here spells a non-name
-        escape = escapes.get(kids)
-        if escape is None:
-            other = escaped_class(tuple((ord(k), ord(k)) for k in kids), negated=True) if kids else STRING_CHAR
-            escape = escapes[kids] = seq((other, _UNITS))
-        parts.append(escape)
-        parts += [seq((escaped_class(((ord(k), ord(k)),)), body(node[k]))) for k in kids]
-        return alt(parts)
+_KEY_RESTS: dict[tuple, Node] = {}  # _key_rest's cache (a dict, not an lru_cache wrapper: one
+_KEY_RESTS_LIMIT = 4096  # stack frame a name character, as long names need)
 
-    out = seq((QUOTE, body(trie), QUOTE))
-    body = None  # noqa: F841  (the recursive closure's cycle, broken: freed without the cyclic GC)
+
+def _key_rest(suffixes: tuple) -> Node:
+    """The rest of a key (up to the closing quote) once what it spelled so far leaves these name
+    suffixes possible (sorted, distinct; "" for a name spelled in full): any rest but them, a trie
+    complement.  Cached by the suffixes (IR nodes are immutable): different name lists share
+    their tails, and a trie node depends on nothing else."""
+    got = _KEY_RESTS.get(suffixes)
+    if got is not None:
+        return got
+    tails: dict[str, set] = {}  # next character -> the suffixes after it
+    for x in suffixes:
+        if x:
+            tails.setdefault(x[0], set()).add(x[1:])
+    kids = tuple(sorted(tails))
+    parts = [] if "" in suffixes else [EMPTY]  # stopping here spells a non-name
+    parts.append(_key_escape(kids))
+    for k in kids:
+        parts.append(seq((escaped_class(((ord(k), ord(k)),)), _key_rest(tuple(sorted(tails[k]))))))
+    out = alt(parts)
+    if len(_KEY_RESTS) >= _KEY_RESTS_LIMIT:
+        _KEY_RESTS.clear()
+    _KEY_RESTS[suffixes] = out
     return out
+
+
+@lru_cache(maxsize=1024)
+def _key_escape(kids: tuple) -> Node:
+    """A key rest (nonempty) that starts with none of the characters `kids`: few distinct sets
+    (single letters) recur."""
+    other = escaped_class(tuple((ord(k), ord(k)) for k in kids), negated=True) if kids else STRING_CHAR
+    return seq((other, _UNITS))
 
 
 def _small(node: Node, budget: int = 40) -> int:
@@ -203,6 +216,7 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
     cap = max(min_p, max_p or 0, 1)  # counts saturate here; c == 0 still means "nothing emitted"
     after, before = _dependencies(lw, schema, items, extra is not None, ptr)
     targets = frozenset().union(*before.values())  # names whose emission later members check
+    tracked = bool(after or before)
 
     def moves(key: tuple) -> tuple:
         """(member, the state after emitting it, the state after skipping it, can stop here) of
@@ -213,6 +227,9 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
         more = max_p is None or c + 1 <= max_p
         if i < len(items):
             member, required, prop = items[i]
+            if not tracked:  # (no dependentRequired: owed and seen stay empty, no set to build)
+                return member, (i + 1, min(c + 1, cap), owed, seen) if more else None, \
+                    None if required else (i + 1, c, owed, seen), False
             take = (i + 1, min(c + 1, cap), (owed | after.get(prop, frozenset())) - {prop},
                     seen | ({prop} & targets)) if more and before.get(prop, frozenset()) <= seen else None
             skip = (i + 1, c, owed, seen) if not required and prop not in owed else None
@@ -307,8 +324,16 @@ def array_node(lw, schema: dict, ptr: str, base: str) -> Node:
         # the item is spelled twice (first, then after each comma): a big one becomes a rule of its
         # own, or nested arrays would double at every level (2^depth NFA states)
         item = _shared(lw, item, ARRAY_ITEM_INLINE)
+        # one node per (item, counts): arrays of one item type recur (a list of strings, of any)
+        key = (item.name if type(item) is Ref else id(item), t_lo, t_hi)
+        got = lw.array_tails.get(key)
+        if got is not None and (got[0] is item or type(item) is Ref):
+            return got[1]
         first = seq((item, Repeat(seq((COMMA, item)), max(t_lo - 1, 0), None if t_hi is None else t_hi - 1)))
         rest = alt(([EMPTY] if t_lo == 0 else []) + [first])
+        out = seq((Literal(b"["), WS, rest, WS, Literal(b"]")))
+        lw.array_tails[key] = (item, out)
+        return out
     else:
         rest = Repeat(seq((COMMA, item)), t_lo, t_hi)
     for i in range(k - 1, -1, -1):  # rest = the elements from position i on

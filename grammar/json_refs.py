@@ -28,6 +28,7 @@ class RefIndex:
             self.base = urldefrag(urljoin(DEFAULT_BASE, root["$id"]))[0]
         self.docs[self.base] = (root, "", self.base)
         self._resolved: dict[tuple, tuple] = {}
+        self._base_urls: dict[str, str] = {}
         self._walk(root, "", self.base)
 
     def _walk(self, node, ptr: str, base: str) -> None:
@@ -50,6 +51,13 @@ class RefIndex:
             if key not in _DATA_KEYWORDS and isinstance(value, (dict, list)):
                 self._walk(value, f"{ptr}/{escape_pointer(key)}", base)
 
+    def _base_url(self, base: str) -> str:
+        """urldefrag(urljoin(base, "#" + fragment)).url, the same for every fragment."""
+        got = self._base_urls.get(base)
+        if got is None:
+            got = self._base_urls[base] = urldefrag(urljoin(base, "#"))[0]
+        return got
+
     def resolve(self, ref: str, base: str) -> tuple[object, str, str]:
         """The subschema `ref` names, its JSON pointer in the document, and its base URI."""
         got = self._resolved.get((ref, base))  # (schemas repeat their $refs: urljoin is slow)
@@ -58,8 +66,13 @@ class RefIndex:
         return got
 
     def _resolve(self, ref: str, base: str) -> tuple[object, str, str]:
-        full = urljoin(base, ref)
-        url, frag = urldefrag(full)
+        if ref.startswith("#") and not any(c in ref for c in "\t\r\n"):
+            # a fragment (the usual "#/$defs/x"): joined it keeps the base's URL, whatever the
+            # fragment (unless urlsplit would strip tabs or newlines out of it), so the URL part
+            # is joined once per base
+            url, frag = self._base_url(base), ref[1:]
+        else:
+            url, frag = urldefrag(urljoin(base, ref))
         if frag and not frag.startswith("/"):
             hit = self.docs.get(f"{url}#{frag}")
             if hit is None:

@@ -100,6 +100,22 @@ def restrict_length(node: Node, lo: int, hi: int | None) -> Node | None:
 
 
 def string_node(lw, schema: dict, ptr: str) -> Node:
+    """A string schema's node, memoized in the lowerer by its four keywords (schemas repeat
+    formats and patterns; a parse, an automaton and a JSON spelling each time otherwise), unless
+    the lowering warned (a repeat warns at its own pointer)."""
+    key = (schema.get("minLength", 0), schema.get("maxLength"), schema.get("pattern"), schema.get("format"))
+    if not all(type(x) in (int, str, type(None)) for x in key):  # (odd values: not memoized)
+        return _string_node(lw, schema, ptr)
+    got = lw.string_nodes.get(key)
+    if got is None:
+        warned = len(lw.warnings)
+        got = _string_node(lw, schema, ptr)
+        if len(lw.warnings) == warned:
+            lw.string_nodes[key] = got
+    return got
+
+
+def _string_node(lw, schema: dict, ptr: str) -> Node:
     lo, hi = schema.get("minLength", 0), schema.get("maxLength")
     pattern, fmt = schema.get("pattern"), schema.get("format")
     if fmt is not None and format_pattern(fmt) is None:

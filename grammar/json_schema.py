@@ -74,6 +74,8 @@ class _Lowerer:
         self.lowered: dict[tuple, tuple] = {}  # (_json_key(schema), base) -> (node, fresh names it took)
         self.json_keys: dict[int, tuple] = {}  # id(JSON value) -> (value, its key)
         self.json_ids: dict[tuple, int] = {}
+        self.array_tails: dict[tuple, tuple] = {}  # json_objects.array_node's memo
+        self.string_nodes: dict[tuple, Node] = {}  # json_scalars.string_node's memo
         draft7 = isinstance(root, dict) and "draft-0" in str(root.get("$schema", ""))
         cls = jsonschema.Draft7Validator if draft7 else jsonschema.Draft202012Validator
         self.validator = cls(root if isinstance(root, dict) else {})

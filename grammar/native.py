@@ -30,6 +30,7 @@ _SIGNATURES = {  # name: (restype, argtypes)
     "gs_nfa_live": (_I64, [_I64] + [_P] * 6 + [_I32, _P, _P, _I32, _P]),
     "gs_nfa_build": (_P, [_P, _P, _I32, _P]),
     "gs_nfa_result": (None, [_P, _P, _P]),
+    "gs_nfa_csr": (_I32, [_P] * 7),
     "gs_nfa_release": (None, [_P]),
     "gs_level_new": (_I32, [_P, _I32]),
     "gs_dfa_start": (_I32, [_P, _I32]),

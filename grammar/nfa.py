@@ -166,7 +166,8 @@ class Nfa:
     code (`_encode`) where the native core loads, else by the Python `_builder` (its reference,
     tested equal array for array): appending raw ints is what a compile of a 100k-state schema can
     afford, where per-state Python lists cost a cache miss per state on
-    every later pass.  `arrays()` turns them into CSR (each state's edges in creation order);
+    every later pass.  `arrays()` turns them into CSR (each state's edges in creation order; the
+    C build hands over its CSR arrays directly, gs_nfa_csr, and keeps no Python buffers);
     `bytes` / `eps` / `calls` are per-state lists made from it on demand (the Python reference
     automaton and, without a C compiler, `trim` read those).  After a trim that drops edges the
     CSR arrays are the NFA and the buffers are released."""
@@ -398,13 +399,21 @@ class Nfa:
             info = np.zeros(5, dtype=np.int64)
             bufs = (ctypes.c_void_p * 3)()
             lib.gs_nfa_result(handle, info.ctypes.data, ctypes.addressof(bufs))
-            for arr, count, ptr in zip((self.B, self.E, self.C), info[1:4].tolist(), bufs):
-                if count:
-                    arr.frombytes(ctypes.string_at(ptr, 4 * count))
-            self.n = int(info[0])
-            self.maybe_dead = self.maybe_dead or bool(info[4])
+            n, nb, ne, nc, dead = info.tolist()
+            self.n = n
+            self.maybe_dead = self.maybe_dead or bool(dead)
+            # the CSR arrays straight from the build (gs_nfa_csr: what `arrays` makes of the buffers)
+            csr = [np.empty(n + 1, dtype=np.int32), np.zeros(max(nb // 4 * 3, 1), dtype=np.int32),
+                   np.empty(n + 1, dtype=np.int32), np.zeros(max(ne // 2, 1), dtype=np.int32),
+                   np.empty(n + 1, dtype=np.int32), np.zeros(max(nc // 3 * 2, 1), dtype=np.int32)]
+            if lib.gs_nfa_csr(handle, *(a.ctypes.data for a in csr)) < 0:
+                raise MemoryError("out of memory building the grammar automaton")
         finally:
             lib.gs_nfa_release(handle)
+        final = np.zeros(n, dtype=np.uint8)
+        final[self.final] = 1
+        self._csr = (*csr, final, np.asarray(self.start, dtype=np.int32))
+        self.B = self.E = self.C = None  # never filled: the CSR arrays are the NFA
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         """CSR int32 arrays: (byte-edge offsets, byte edges (lo, hi, target) flat, epsilon offsets,

@@ -276,18 +276,32 @@ def _resolve_shared(rules: dict) -> dict:
 def _productive(rules: dict) -> set[str]:
     good: set[str] = set()
 
+    # ids of the composite nodes found productive: one stays so as `good` grows, so a shared
+    # subtree is walked again only while it is not (every node is part of `rules`: no id reuse)
+    known: set[int] = set()
+    Ref, Literal = ir.Ref, ir.Literal
+
     def prod(node) -> bool:
-        if isinstance(node, ir.Ref):
+        t = type(node)
+        if t is Ref:
             return node.name in good
+        if t is Literal or id(node) in known:
+            return True
         if isinstance(node, ir.Seq):
-            return all(prod(i) for i in node.items)
-        if isinstance(node, ir.Alt):
-            return any(prod(i) for i in node.items)
-        if isinstance(node, ir.Repeat):
-            return node.min == 0 or prod(node.item)
-        if isinstance(node, (ir.CharClass, ir.ByteClass)):
+            ok = all(map(prod, node.items))
+        elif isinstance(node, ir.Alt):
+            ok = any(map(prod, node.items))
+        elif isinstance(node, ir.Repeat):
+            ok = node.min == 0 or prod(node.item)
+        elif isinstance(node, ir.Ref):
+            return node.name in good
+        elif isinstance(node, (ir.CharClass, ir.ByteClass)):
             return bool(node.ranges) or getattr(node, "negated", False)
-        return True
+        else:
+            return True
+        if ok:
+            known.add(id(node))
+        return ok
 
     changed = True
     while changed:
@@ -384,8 +398,11 @@ def _nullable_rules(rules: dict) -> set[str]:
     return nullable
 
 
-def _check_left_recursion(rules: dict) -> None:
-    nullable = _nullable_rules(rules)
+def _check_left_recursion(rules: dict, nullable: set[str] | None = None) -> None:
+    """GrammarError naming a left recursion cycle, if any (`nullable`: _nullable_rules(rules),
+    when the caller has it)."""
+    if nullable is None:
+        nullable = _nullable_rules(rules)
     graph = {name: _lead(body, nullable)[0] for name, body in rules.items()}
     state: dict[str, int] = {}  # 1 = on the DFS path, 2 = done
 
@@ -652,5 +669,6 @@ def _prepare(grammar: ir.Grammar) -> dict[str, ir.Node]:
     rules = _hoist_repeats(rules)
     nullable = _nullable_rules(rules)
     rules = {n: _eliminate_direct_left_recursion(n, b, nullable) for n, b in rules.items()}
-    _check_left_recursion(rules)
+    _check_left_recursion(rules, nullable)  # (the rewrite keeps every rule's language, so which
+    # rules derive the empty string too)
     return {grammar.start: rules[grammar.start], **rules}

@@ -1983,6 +1983,37 @@ void gs_nfa_result(void *h, int64_t *info, int32_t **bufs) {
     bufs[0] = g->B.a; bufs[1] = g->E.a; bufs[2] = g->C.a;
 }
 
+/* One buffer of edges (`width` ints, source first) as CSR: off[s] .. off[s + 1] index state s's
+   edges, in creation order (a stable counting sort by source), each without its source
+   (width - 1 ints) in items.  Returns -1 when out of memory. */
+static int nb_csr(const IBuf *b, int width, int64_t n, int32_t *off, int32_t *items) {
+    const int64_t m = b->n / width;
+    int32_t *at = malloc((size_t)(n + 1) * 4);
+    if (!at) return -1;
+    memset(off, 0, (size_t)(n + 1) * 4);
+    for (int64_t i = 0; i < m; i++) off[b->a[i * width] + 1]++;
+    for (int64_t s = 0; s < n; s++) off[s + 1] += off[s];
+    memcpy(at, off, (size_t)(n + 1) * 4);
+    for (int64_t i = 0; i < m; i++) {
+        const int32_t *ed = b->a + i * width;
+        memcpy(items + (int64_t)at[ed[0]]++ * (width - 1), ed + 1, (size_t)(width - 1) * 4);
+    }
+    free(at);
+    return 0;
+}
+
+/* The build as Nfa.arrays's CSR arrays (see nb_csr): off arrays of states + 1 ints, items of
+   3 ints a byte edge (lo, hi, target), 1 an epsilon, 2 a call (rule, return).  Returns -1 when
+   out of memory. */
+int32_t gs_nfa_csr(void *h, int32_t *eb_off, int32_t *eb, int32_t *eps_off, int32_t *eps,
+                   int32_t *nc_off, int32_t *nc) {
+    NfaBuild *g = h;
+    if (nb_csr(&g->B, 4, g->n, eb_off, eb) < 0 || nb_csr(&g->E, 2, g->n, eps_off, eps) < 0 ||
+        nb_csr(&g->C, 3, g->n, nc_off, nc) < 0)
+        return -1;
+    return 0;
+}
+
 void gs_nfa_release(void *h) {
     NfaBuild *g = h;
     if (!g) return;
