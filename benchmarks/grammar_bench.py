@@ -29,23 +29,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from grammar import GrammarCompiler, Vocabulary, allocate_bitmask  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SQL = r"""
-start: select (";" select)* ";"?
-select: "SELECT"i columns "FROM"i NAME ("WHERE"i cond (("AND"i | "OR"i) cond)*)? ("LIMIT"i NUMBER)?
-columns: "*" | column ("," column)*
-column: NAME ("AS"i NAME)? | FUNC "(" (NAME | "*") ")" ("AS"i NAME)?
-FUNC: "COUNT"i | "SUM"i | "AVG"i | "MIN"i | "MAX"i
-cond: NAME OP value | "(" cond (("AND"i | "OR"i) cond)* ")"
-OP: "=" | "<" | ">" | "<=" | ">=" | "!="
-value: NUMBER | ESCAPED_STRING | NAME
-%import common.CNAME -> NAME
-%import common.INT -> NUMBER
-%import common.ESCAPED_STRING
-%import common.WS
-%ignore WS
-"""
-SQL_QUERY = ('SELECT name, COUNT(*) AS n FROM users WHERE (age >= 18 AND country = "FR") '
-             'OR vip = 1 LIMIT 10;')
+with open(os.path.join(ROOT, "schemas", "sql_query.lark")) as _f:
+    SQL = _f.read()
+with open(os.path.join(ROOT, "schemas", "sql_query.example.txt")) as _f:
+    SQL_QUERY = _f.read()
 WARMUP_S = 1.0
 REGEX = r"[A-Z][a-z]+ [A-Z][a-z]+, \(\d{3}\) \d{3}-\d{4}, [a-z0-9._]+@[a-z]+\.(com|org|net)"
 REGEX_TEXT = "Grace Hopper, (555) 123-4567, grace.hopper@navy.org"

@@ -217,21 +217,8 @@ def test_nfa_build_in_c_equals_python(monkeypatch):
                for b in prepare(grammars[1]).values() for label in ir_nodes(b))
 
 
-_SQL = r"""
-start: select (";" select)* ";"?
-select: "SELECT"i columns "FROM"i NAME ("WHERE"i cond (("AND"i | "OR"i) cond)*)? ("LIMIT"i NUMBER)?
-columns: "*" | column ("," column)*
-column: NAME ("AS"i NAME)? | FUNC "(" (NAME | "*") ")" ("AS"i NAME)?
-FUNC: "COUNT"i | "SUM"i | "AVG"i | "MIN"i | "MAX"i
-cond: NAME OP value | "(" cond (("AND"i | "OR"i) cond)* ")"
-OP: "=" | "<" | ">" | "<=" | ">=" | "!="
-value: NUMBER | ESCAPED_STRING | NAME
-%import common.CNAME -> NAME
-%import common.INT -> NUMBER
-%import common.ESCAPED_STRING
-%import common.WS
-%ignore WS
-"""
+with open(os.path.join(ROOT, "schemas", "sql_query.lark")) as _f:
+    _SQL = _f.read()  # grammar_bench's lark_sql case
 
 
 def test_name_subtrees_are_taken_whole_after_a_keyword(smollm2_vocab, monkeypatch):
