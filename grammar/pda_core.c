@@ -430,26 +430,26 @@ static const uint8_t *class_map(Core *h, const uint64_t *cut);
 #define LOOP_MAX 16     /* NFA states one epsilon closure of loop_bytes explores at most */
 #define KEEP_TRIES 32  /* NFA states of a dstate whose loop bytes are looked at, at most */
 
-/* the NFA states that epsilons lead t to, into h->lbuf2 (t first), at most LOOP_MAX: whether
-   they hold x (the search stops there) */
-static int eps_reaches(Core *h, int32_t t, int32_t x) {
+/* The NFA states that epsilons lead t to (t first), breadth-first into buf, at most LOOP_MAX
+   (the search stops when buf is full): their number, or -1 as soon as it meets `stop` (-1: none). */
+static int64_t eps_bounded(Core *h, int32_t t, int32_t *buf, int32_t stop) {
     if (++h->lepoch == 0) { memset(h->lstamp, 0, (size_t)h->nfa_n * 4); h->lepoch = 1; }
     const uint32_t ep = h->lepoch;
     int64_t k = 0;
-    h->lbuf2[k++] = t;
+    buf[k++] = t;
     h->lstamp[t] = ep;
     for (int64_t i = 0; i < k; i++) {
-        const int32_t y = h->lbuf2[i];
-        if (y == x) return 1;
+        const int32_t y = buf[i];
+        if (y == stop) return -1;
         for (int32_t e = h->eps_off[y]; e < h->eps_off[y + 1]; e++) {
             const int32_t z = h->eps[e];
             if (h->lstamp[z] == ep) continue;
-            if (k == LOOP_MAX) return 0;
+            if (k == LOOP_MAX) return k;
             h->lstamp[z] = ep;
-            h->lbuf2[k++] = z;
+            buf[k++] = z;
         }
     }
-    return 0;
+    return k;
 }
 
 /* The bytes that NFA state x reads back into itself (a byte edge from a state of x's epsilon
@@ -466,26 +466,14 @@ static int loop_bytes(Core *h, int32_t x) {
     }
     uint64_t *out = h->nloop + (int64_t)x * 4;
     if (h->nloop_pop[x] >= 0) return h->nloop_pop[x];
-    /* x's epsilon closure, bounded, into lbuf (eps_reaches reuses the stamps: a fresh epoch) */
-    if (++h->lepoch == 0) { memset(h->lstamp, 0, (size_t)h->nfa_n * 4); h->lepoch = 1; }
-    uint32_t ep = h->lepoch;
-    int64_t k = 0;
-    h->lbuf[k++] = x;
-    h->lstamp[x] = ep;
-    for (int64_t i = 0; i < k; i++) {
-        const int32_t y = h->lbuf[i];
-        for (int32_t e = h->eps_off[y]; e < h->eps_off[y + 1] && k < LOOP_MAX; e++) {
-            const int32_t z = h->eps[e];
-            if (h->lstamp[z] != ep) { h->lstamp[z] = ep; h->lbuf[k++] = z; }
-        }
-    }
+    const int64_t k = eps_bounded(h, x, h->lbuf, -1);  /* x's closure (lbuf2: each target's) */
     for (int64_t i = 0; i < k; i++) {
         const int32_t y = h->lbuf[i];
         int32_t last = -1, back = 0;  /* consecutive edges often share their target */
         for (int32_t e = h->eb_off[y]; e < h->eb_off[y + 1]; e++) {
             const int lo = h->eb[3 * e], hi = h->eb[3 * e + 1];
             const int32_t t = h->eb[3 * e + 2];
-            if (t != last) { back = eps_reaches(h, t, x); last = t; }
+            if (t != last) { back = eps_bounded(h, t, h->lbuf2, x) < 0; last = t; }
             if (back) set_range(out, lo, hi);
         }
     }
