@@ -395,6 +395,26 @@ class Nfa:
         handle = lib.gs_nfa_build(code.ctypes.data, pool.ctypes.data, len(roots), roots.ctypes.data)
         if not handle:
             raise MemoryError("out of memory building the grammar automaton")
+        self._take_build(lib, handle)
+
+    @classmethod
+    def from_build(cls, lib, handle, names: list) -> "Nfa":
+        """The Nfa of a gs_nfa_build handle (released here) whose rules are `names` in order
+        and productive (prepare_native: what __init__ makes of prepare's rules)."""
+        self = cls.__new__(cls)
+        self.names = list(names)
+        self.maybe_dead = False
+        self.B = self.E = self.C = None
+        self._csr = self._lists = None
+        k = len(self.names)
+        self.start, self.final = list(range(0, 2 * k, 2)), list(range(1, 2 * k, 2))
+        self.n = 2 * k
+        self._take_build(lib, handle)
+        self.trim()
+        return self
+
+    def _take_build(self, lib, handle) -> None:
+        """The CSR arrays of a gs_nfa_build handle, which is released."""
         try:
             info = np.zeros(5, dtype=np.int64)
             bufs = (ctypes.c_void_p * 3)()

@@ -2007,3 +2007,1017 @@ void gs_nfa_release(void *h) {
     if (!g) return;
     free(g->B.a); free(g->E.a); free(g->C.a); free(g);
 }
+
+/* ---------------------------------------------------------------- prepare (normalize.prepare in C) */
+
+/* normalize.prepare's passes on the flat code of the raw grammar (nfa.encode_raw: the NB_ format
+   above, a CharClass record being (NB_CLASS, template, productive flag)), making the decisions
+   the Python passes make, node for node: a node is an offset into the code, a node the Python
+   passes make anew is appended, and the memos are by offset as Python's are by identity (the
+   encoder gives two nodes one offset exactly where _resolve_shared makes them one object).
+   Steps (normalize.py): productive rules (an unproductive start: status PREP_UNPRODUCTIVE),
+   references to the others -> Alt(()), _inline (with _inline_cycle_members and reachability),
+   _hoist_repeats, then the left-recursion check.  A grammar with a cycle in its lead graph (before
+   or after the passes) gets status PREP_FALLBACK: the Python passes, which rewrite or reject left
+   recursion, run instead.  The result (code, roots in the final rule order) is what gs_nfa_build
+   reads.  Every walk uses an explicit stack; sizes and use counts saturate at PREP_SAT, above
+   every threshold (so every comparison decides as Python's unbounded ints do). */
+
+enum { PREP_OK = 0, PREP_FALLBACK = 1, PREP_UNPRODUCTIVE = 2, PREP_TOO_DEEP = 3 };
+#define PREP_SAT ((int64_t)1 << 40)
+#define PREP_INLINE_TINY 24
+#define PREP_INLINE_BUDGET 3000
+#define PREP_INLINE_SMALL 150
+#define PREP_HOIST_LIMIT 600
+#define PREP_HOIST_ITEM 8
+#define PREP_MAX_DEPTH 20000  /* deepest IR gs_nfa_build's recursion may walk */
+
+static inline int64_t sat_add(int64_t a, int64_t b) { return a + b >= PREP_SAT ? PREP_SAT : a + b; }
+static inline int64_t sat_mul(int64_t a, int64_t b) {
+    if (a == 0 || b == 0) return 0;
+    return a > PREP_SAT / b ? PREP_SAT : (a * b >= PREP_SAT ? PREP_SAT : a * b);
+}
+
+typedef struct {
+    int32_t *code; int64_t n, cap;      /* the code, growing (aux arrays have cap entries too) */
+    const uint8_t *pool;
+    /* per offset */
+    int64_t *sz;                        /* size() + 0 = unknown */
+    int64_t *mult;                      /* path multiplicity (use counts) */
+    int32_t *stA, *valA, *stB, *valB;   /* two memos (stamp == epoch: valid) */
+    int32_t *stW;                       /* walk stamps */
+    int32_t *stF; uint8_t *fv;          /* fold (nullable / productive) stamps and values */
+    int32_t epA, epB, epW, epF;
+    /* per rule */
+    int32_t nr, rcap;
+    int32_t *body, *kind, *owner, *num; /* kind 0: a grammar rule, 1: owner~itemK, 2: owner~labelK */
+    uint8_t *flag;                      /* per-rule scratch flags (nullable / productive) */
+    int32_t *order; int32_t n_order;    /* the rules kept, in order */
+    int32_t *roots;                     /* final bodies, final order */
+    int32_t start;
+    int status, oom;
+    /* scratch */
+    int32_t *stk; int64_t stk_n, stk_cap;
+    int32_t *lst; int64_t lst_n, lst_cap;
+} Prep;
+
+static int prep_reserve(Prep *P, int64_t k) {
+    if (P->n + k <= P->cap) return 0;
+    int64_t cap = P->cap ? P->cap : 1024;
+    while (cap < P->n + k) cap *= 2;
+    const int64_t old = P->cap;
+#define PREP_GROW(f, T) do { T *q = realloc(P->f, (size_t)cap * sizeof(T)); if (!q) { P->oom = 1; return -1; } \
+        memset(q + old, 0, (size_t)(cap - old) * sizeof(T)); P->f = q; } while (0)
+    PREP_GROW(code, int32_t); PREP_GROW(sz, int64_t); PREP_GROW(mult, int64_t);
+    PREP_GROW(stA, int32_t); PREP_GROW(valA, int32_t); PREP_GROW(stB, int32_t); PREP_GROW(valB, int32_t);
+    PREP_GROW(stW, int32_t); PREP_GROW(stF, int32_t); PREP_GROW(fv, uint8_t);
+#undef PREP_GROW
+    P->cap = cap;
+    return 0;
+}
+
+static int prep_push(Prep *P, int32_t **a, int64_t *n, int64_t *cap, int32_t v) {
+    if (*n >= *cap && grow((void **)a, cap, *n + 1, 4) < 0) { P->oom = 1; return -1; }
+    (*a)[(*n)++] = v;
+    return 0;
+}
+#define SPUSH(P, v) prep_push(P, &(P)->stk, &(P)->stk_n, &(P)->stk_cap, (v))
+#define LPUSH(P, v) prep_push(P, &(P)->lst, &(P)->lst_n, &(P)->lst_cap, (v))
+
+static int32_t prep_new_rule(Prep *P, int32_t body, int32_t kind, int32_t owner, int32_t num) {
+    if (P->nr >= P->rcap) {
+        int32_t cap = P->rcap ? P->rcap * 2 : 64;
+#define RGROW(f, T) do { T *q = realloc(P->f, (size_t)cap * sizeof(T)); if (!q) { P->oom = 1; return -1; } P->f = q; } while (0)
+        RGROW(body, int32_t); RGROW(kind, int32_t); RGROW(owner, int32_t); RGROW(num, int32_t);
+        RGROW(flag, uint8_t); RGROW(order, int32_t);
+#undef RGROW
+        P->rcap = cap;
+    }
+    P->body[P->nr] = body; P->kind[P->nr] = kind; P->owner[P->nr] = owner; P->num[P->nr] = num;
+    P->flag[P->nr] = 0;
+    return P->nr++;
+}
+
+static inline int32_t nd_nkids(const int32_t *x) {
+    switch (x[0]) {
+    case NB_SEQ: case NB_ALT: return x[1];
+    case NB_REPEAT: return 1;
+    case NB_AUTO: return x[3];
+    default: return 0;
+    }
+}
+
+static inline int32_t nd_kid(const int32_t *x, int32_t i) {
+    switch (x[0]) {
+    case NB_SEQ: case NB_ALT: return x[2 + i];
+    case NB_REPEAT: return x[1];
+    default: return x[4 + 3 * i + 1];  /* NB_AUTO: edge i's label */
+    }
+}
+
+static inline int64_t nd_len(const int32_t *x) {
+    switch (x[0]) {
+    case NB_LIT: return 3;
+    case NB_REF: return 2;
+    case NB_CLASS: return 3;
+    case NB_BYTES: return 2 + 2 * (int64_t)x[1];
+    case NB_SEQ: case NB_ALT: return 2 + (int64_t)x[1];
+    case NB_REPEAT: return 4;
+    default: return 4 + 3 * (int64_t)x[3] + 1 + x[4 + 3 * x[3]];
+    }
+}
+
+/* A copy of composite node `node` with its children replaced by kids[] (a new node). */
+static int32_t prep_rebuilt(Prep *P, int32_t node, const int32_t *kids) {
+    const int64_t len = nd_len(P->code + node);
+    if (prep_reserve(P, len) < 0) return -1;
+    const int32_t out = (int32_t)P->n;
+    int32_t *y = P->code + out;
+    memcpy(y, P->code + node, (size_t)len * 4);
+    const int32_t k = nd_nkids(y);
+    for (int32_t i = 0; i < k; i++) {
+        switch (y[0]) {
+        case NB_SEQ: case NB_ALT: y[2 + i] = kids[i]; break;
+        case NB_REPEAT: y[1] = kids[i]; break;
+        default: y[4 + 3 * i + 1] = kids[i];
+        }
+    }
+    P->n += len;
+    return out;
+}
+
+static int32_t prep_node(Prep *P, const int32_t *v, int k) {
+    if (prep_reserve(P, k) < 0) return -1;
+    const int32_t out = (int32_t)P->n;
+    memcpy(P->code + out, v, (size_t)k * 4);
+    P->n += k;
+    return out;
+}
+
+/* Post-order walk of the nodes under root that stW does not mark with epoch ep (each marked as
+   met); post(P, node, ctx) after its children.  Returns -1 on OOM. */
+typedef void (*PrepPost)(Prep *P, int32_t node, void *ctx);
+
+/* skip: 0 none, 1 nodes with a known size, 2 nodes folded under epF (not entered, no post) */
+static int prep_walk_skip(Prep *P, int32_t root, int32_t ep, PrepPost post, void *ctx, int skip);
+static int prep_walk(Prep *P, int32_t root, int32_t ep, PrepPost post, void *ctx) {
+    return prep_walk_skip(P, root, ep, post, ctx, 0);
+}
+
+static inline int prep_skipped(const Prep *P, int32_t c, int skip) {
+    return skip == 1 ? P->sz[c] != 0 : skip == 2 ? P->stF[c] == P->epF : 0;
+}
+
+static int prep_walk_skip(Prep *P, int32_t root, int32_t ep, PrepPost post, void *ctx, int skip) {
+    if (P->stW[root] == ep || prep_skipped(P, root, skip)) return 0;
+    const int64_t base = P->stk_n;
+    P->stW[root] = ep;
+    if (SPUSH(P, root) < 0 || SPUSH(P, 0) < 0) return -1;
+    while (P->stk_n > base) {
+        const int32_t node = P->stk[P->stk_n - 2];
+        const int32_t i = P->stk[P->stk_n - 1];
+        const int32_t *x = P->code + node;
+        if (i < nd_nkids(x)) {
+            P->stk[P->stk_n - 1] = i + 1;
+            const int32_t c = nd_kid(x, i);
+            if (P->stW[c] != ep && !prep_skipped(P, c, skip)) {
+                P->stW[c] = ep;
+                if (SPUSH(P, c) < 0 || SPUSH(P, 0) < 0) return -1;
+            }
+            continue;
+        }
+        P->stk_n -= 2;
+        if (post) post(P, node, ctx);
+    }
+    return 0;
+}
+
+/* size(): normalize.size */
+static void post_size(Prep *P, int32_t node, void *ctx) {
+    (void)ctx;
+    const int32_t *x = P->code + node;
+    int64_t s;
+    switch (x[0]) {
+    case NB_LIT: s = x[1] > 1 ? x[1] : 1; break;
+    case NB_REF: case NB_CLASS: case NB_BYTES: s = 1; break;
+    case NB_SEQ: case NB_ALT:
+        s = 1;
+        for (int32_t i = 0; i < x[1]; i++) s = sat_add(s, P->sz[x[2 + i]]);
+        break;
+    case NB_REPEAT: {
+        const int64_t b = x[3] < 0 ? x[2] : x[3];
+        s = sat_add(1, sat_mul(P->sz[x[1]], b > 1 ? b : 1));
+        break;
+    }
+    default: {
+        const int32_t ne = x[3];
+        s = 1 + x[4 + 3 * ne];
+        for (int32_t i = 0; i < ne; i++) s = sat_add(s, sat_add(1, P->sz[x[4 + 3 * i + 1]]));
+    }
+    }
+    P->sz[node] = s;
+}
+
+static int64_t prep_size(Prep *P, int32_t node) {
+    if (P->sz[node]) return P->sz[node];
+    /* a walk marking with a fresh epoch; nodes with a known size are computed again only if met
+       (cheap), their value unchanged */
+    if (prep_walk_skip(P, node, ++P->epW, post_size, NULL, 1) < 0) return PREP_SAT;
+    return P->sz[node];
+}
+
+/* fold: nullable (what == 0: _lead(.)[1] with flag[] the nullable rules) or productive (what ==
+   1: _productive's prod with flag[] the good rules), memo stF / fv under epoch epF */
+static void post_fold(Prep *P, int32_t node, void *ctx) {
+    const int what = *(int *)ctx;
+    const int32_t *x = P->code + node;
+    uint8_t v = 0;
+    switch (x[0]) {
+    case NB_LIT: v = what ? 1 : x[1] == 0; break;
+    case NB_REF: v = P->flag[x[1]]; break;
+    case NB_CLASS: v = what ? (uint8_t)x[2] : 0; break;
+    case NB_BYTES: v = what ? x[1] > 0 : 0; break;
+    case NB_SEQ:
+        v = 1;
+        for (int32_t i = 0; i < x[1] && v; i++) v = P->fv[x[2 + i]];
+        break;
+    case NB_ALT:
+        for (int32_t i = 0; i < x[1] && !v; i++) v = P->fv[x[2 + i]];
+        break;
+    case NB_REPEAT: v = x[2] == 0 || P->fv[x[1]]; break;
+    default:
+        if (what) v = 1;
+        else {  /* start (state 0) among the finals */
+            const int32_t *fin = x + 4 + 3 * x[3];
+            for (int32_t i = 0; i < fin[0]; i++) v |= fin[1 + i] == 0;
+        }
+    }
+    P->fv[node] = v;
+    P->stF[node] = P->epF;
+}
+
+/* the fold's value of node under the current epF (walking what is not computed yet) */
+static int prep_fold(Prep *P, int32_t node, int what) {
+    if (P->stF[node] == P->epF) return P->fv[node];
+    if (prep_walk_skip(P, node, ++P->epW, post_fold, &what, 2) < 0) return 0;
+    return P->fv[node];
+}
+
+/* fixpoint of a fold over the rules in order[]: flag[r] for each (nullable or productive) */
+static int prep_fixpoint(Prep *P, int what) {
+    for (int32_t i = 0; i < P->n_order; i++) P->flag[P->order[i]] = 0;
+    int changed = 1;
+    while (changed && !P->oom) {
+        changed = 0;
+        P->epF++;
+        for (int32_t i = 0; i < P->n_order; i++) {
+            const int32_t r = P->order[i];
+            if (!P->flag[r] && prep_fold(P, P->body[r], what)) {
+                P->flag[r] = 1;
+                changed = 1;  /* (folds met before this round's changes may be stale: false
+                                 where true now, which only delays the fixpoint by a round) */
+            }
+        }
+    }
+    return P->oom ? -1 : 0;
+}
+
+/* the rules referenced under root (each once) appended to lst */
+static void post_refs(Prep *P, int32_t node, void *ctx) {
+    (void)ctx;
+    if (P->code[node] == NB_REF) LPUSH(P, P->code[node + 1]);
+}
+
+static int prep_refs(Prep *P, int32_t root) {
+    P->lst_n = 0;
+    return prep_walk(P, root, ++P->epW, post_refs, NULL);
+}
+
+/* the rules in lead position under root (_lead(root, nullable)[0], flag[] = nullable rules,
+   folded under the current epF) appended to lst, each once */
+static int prep_lead(Prep *P, int32_t root) {
+    P->lst_n = 0;
+    const int64_t base = P->stk_n;
+    prep_fold(P, root, 0);  /* the nullable folds first (a walk of their own) */
+    if (P->oom) return -1;
+    const int32_t ep2 = ++P->epW;
+    P->stW[root] = ep2;
+    if (SPUSH(P, root) < 0) return -1;
+    while (P->stk_n > base) {
+        const int32_t node = P->stk[--P->stk_n];
+        const int32_t *x = P->code + node;
+        switch (x[0]) {
+        case NB_REF: if (LPUSH(P, x[1]) < 0) return -1; break;
+        case NB_SEQ:
+            for (int32_t i = 0; i < x[1]; i++) {
+                const int32_t c = x[2 + i];
+                if (P->stW[c] != ep2) { P->stW[c] = ep2; if (SPUSH(P, c) < 0) return -1; x = P->code + node; }
+                if (!P->fv[c]) break;
+            }
+            break;
+        case NB_ALT: case NB_REPEAT:
+            for (int32_t i = 0; i < nd_nkids(x); i++) {
+                const int32_t c = nd_kid(x, i);
+                if (P->stW[c] != ep2) { P->stW[c] = ep2; if (SPUSH(P, c) < 0) return -1; x = P->code + node; }
+            }
+            break;
+        case NB_AUTO:
+            for (int32_t i = 0; i < x[3]; i++) {
+                if (x[4 + 3 * i] != 0) continue;
+                const int32_t c = x[4 + 3 * i + 1];
+                if (P->stW[c] != ep2) { P->stW[c] = ep2; if (SPUSH(P, c) < 0) return -1; x = P->code + node; }
+            }
+            break;
+        default: break;
+        }
+    }
+    return 0;
+}
+
+/* A rule graph in CSR over rule ids: off[r] .. off[r + 1] index adj; rules outside order[] have
+   no edges.  mode 0: the references (refs), 1: the lead rules (flag[] = nullable, folded under
+   epF).  Returns 0, or -1 on OOM (freed). */
+typedef struct { int64_t *off; int32_t *adj; int64_t n, cap; } RGraph;
+
+static void rg_free(RGraph *g) { free(g->off); free(g->adj); g->off = NULL; g->adj = NULL; }
+
+static int prep_graph(Prep *P, RGraph *g, int mode) {
+    memset(g, 0, sizeof(*g));
+    g->off = calloc((size_t)P->nr + 1, 8);
+    int64_t *cnt = calloc((size_t)P->nr + 1, 8), *at = calloc((size_t)P->nr + 1, 8);
+    int32_t *tmp = NULL; int64_t tn = 0, tcap = 0;
+    if (!g->off || !cnt || !at) goto oom;
+    for (int32_t i = 0; i < P->n_order; i++) {
+        const int32_t r = P->order[i];
+        if ((mode ? prep_lead(P, P->body[r]) : prep_refs(P, P->body[r])) < 0) goto oom;
+        if (grow((void **)&tmp, &tcap, tn + P->lst_n + 1, 4) < 0) goto oom;
+        memcpy(tmp + tn, P->lst, (size_t)P->lst_n * 4);
+        at[r] = tn; cnt[r] = P->lst_n;
+        tn += P->lst_n;
+    }
+    g->adj = malloc((size_t)(tn + 1) * 4);
+    if (!g->adj) goto oom;
+    for (int32_t r = 0; r < P->nr; r++) {
+        g->off[r + 1] = g->off[r] + cnt[r];
+        if (cnt[r]) memcpy(g->adj + g->off[r], tmp + at[r], (size_t)cnt[r] * 4);
+    }
+    g->n = tn;
+    free(cnt); free(at); free(tmp);
+    return 0;
+oom:
+    free(cnt); free(at); free(tmp); rg_free(g);
+    P->oom = 1;
+    return -1;
+}
+
+/* Any cycle (a self-loop included) among the rules in order[]?  1 yes, 0 no, -1 OOM. */
+static int rg_has_cycle(Prep *P, const RGraph *g) {
+    uint8_t *state = calloc((size_t)P->nr + 1, 1);
+    int64_t *stk = malloc(((size_t)P->nr + 1) * 8);
+    int rc = 0;
+    if (!state || !stk) { free(state); free(stk); P->oom = 1; return -1; }
+    for (int32_t i = 0; i < P->n_order && !rc; i++) {
+        const int32_t root = P->order[i];
+        if (state[root]) continue;
+        int64_t sn = 0;
+        state[root] = 1;
+        stk[sn++] = (int64_t)root << 32;
+        while (sn && !rc) {
+            int64_t *top = stk + sn - 1;
+            const int32_t r = (int32_t)(*top >> 32);
+            const int64_t j = *top & 0xffffffff;
+            if (g->off[r] + j < g->off[r + 1]) {
+                *top += 1;
+                const int32_t m = g->adj[g->off[r] + j];
+                if (state[m] == 1) rc = 1;
+                else if (!state[m]) { state[m] = 1; stk[sn++] = (int64_t)m << 32; }
+            } else {
+                state[r] = 2;
+                sn--;
+            }
+        }
+    }
+    free(state); free(stk);
+    return rc;
+}
+
+static int prep_lead_cycle(Prep *P) {
+    if (prep_fixpoint(P, 0) < 0) return -1;
+    P->epF++;
+    RGraph g;
+    if (prep_graph(P, &g, 1) < 0) return -1;
+    const int rc = rg_has_cycle(P, &g);
+    rg_free(&g);
+    return rc;
+}
+
+/* counts[r] = the references to r in the bodies of the rules in order[] (_ref_counts summed:
+   every path from a body to a Ref counts, saturated) */
+static void post_list(Prep *P, int32_t node, void *ctx) { (void)ctx; LPUSH(P, node); }
+
+static int prep_counts(Prep *P, int64_t *counts) {
+    memset(counts, 0, (size_t)P->nr * 8);
+    P->lst_n = 0;
+    const int32_t ep = ++P->epW;
+    for (int32_t i = 0; i < P->n_order; i++)
+        if (prep_walk(P, P->body[P->order[i]], ep, post_list, NULL) < 0 || P->oom) return -1;
+    for (int64_t i = 0; i < P->lst_n; i++) P->mult[P->lst[i]] = 0;
+    for (int32_t i = 0; i < P->n_order; i++) {
+        const int32_t b = P->body[P->order[i]];
+        P->mult[b] = sat_add(P->mult[b], 1);
+    }
+    for (int64_t i = P->lst_n - 1; i >= 0; i--) {  /* reversed post-order: parents first */
+        const int32_t node = P->lst[i];
+        const int64_t m = P->mult[node];
+        const int32_t *x = P->code + node;
+        if (!m) continue;
+        if (x[0] == NB_REF) { counts[x[1]] = sat_add(counts[x[1]], m); continue; }
+        const int32_t k = nd_nkids(x);
+        for (int32_t j = 0; j < k; j++) {
+            const int32_t c = nd_kid(x, j);
+            P->mult[c] = sat_add(P->mult[c], m);
+        }
+    }
+    return 0;
+}
+
+/* rec[r] = r lies on a cycle of the reference graph g (Tarjan, iterative) */
+static int rg_recursive(Prep *P, const RGraph *g, uint8_t *rec) {
+    const int32_t nr = P->nr;
+    int32_t *index = malloc((size_t)(nr + 1) * 4), *low = malloc((size_t)(nr + 1) * 4);
+    int32_t *stack = malloc((size_t)(nr + 1) * 4);
+    int64_t *work = malloc((size_t)(nr + 1) * 16);
+    uint8_t *on = calloc((size_t)nr + 1, 1);
+    if (!index || !low || !stack || !work || !on) {
+        free(index); free(low); free(stack); free(work); free(on); P->oom = 1; return -1;
+    }
+    for (int32_t r = 0; r < nr; r++) { index[r] = -1; rec[r] = 0; }
+    int32_t counter = 0, sp = 0;
+    for (int32_t oi = 0; oi < P->n_order; oi++) {
+        const int32_t root = P->order[oi];
+        if (index[root] >= 0) continue;
+        int64_t wn = 0;
+        work[2 * wn] = root; work[2 * wn + 1] = 0; wn++;
+        index[root] = low[root] = counter++;
+        stack[sp++] = root; on[root] = 1;
+        while (wn) {
+            const int32_t v = (int32_t)work[2 * (wn - 1)];
+            const int64_t i = work[2 * (wn - 1) + 1];
+            if (g->off[v] + i < g->off[v + 1]) {
+                work[2 * (wn - 1) + 1] = i + 1;
+                const int32_t w = g->adj[g->off[v] + i];
+                if (w == v) rec[v] = 1;
+                if (index[w] < 0) {
+                    index[w] = low[w] = counter++;
+                    stack[sp++] = w; on[w] = 1;
+                    work[2 * wn] = w; work[2 * wn + 1] = 0; wn++;
+                } else if (on[w] && index[w] < low[v]) {
+                    low[v] = index[w];
+                }
+                continue;
+            }
+            wn--;
+            if (wn) {
+                const int32_t u = (int32_t)work[2 * (wn - 1)];
+                if (low[v] < low[u]) low[u] = low[v];
+            }
+            if (low[v] == index[v]) {
+                int32_t size = 0, x;
+                int32_t top = sp;
+                do { x = stack[--sp]; on[x] = 0; size++; } while (x != v);
+                if (size > 1)
+                    for (int32_t j = sp; j < top; j++) rec[stack[j]] = 1;
+            }
+        }
+    }
+    free(index); free(low); free(stack); free(work); free(on);
+    return 0;
+}
+
+/* A rewrite of the nodes under root, top-down, memo A (epoch epA): pre(node) gives a node's
+   replacement (not entered) or -1; otherwise a composite is rebuilt from its children's
+   rewrites (itself when none changed): normalize._leaf_mapper / _inline's subst. */
+typedef int32_t (*PrepPre)(Prep *P, int32_t node, void *ctx);
+
+static int32_t map_try(Prep *P, int32_t c, PrepPre pre, void *ctx) {
+    if (P->stA[c] == P->epA) return P->valA[c];
+    int32_t r = pre(P, c, ctx);
+    if (r < 0) {
+        if (nd_nkids(P->code + c)) return -1;
+        r = c;
+    }
+    P->stA[c] = P->epA; P->valA[c] = r;
+    return r;
+}
+
+static int32_t prep_map(Prep *P, int32_t root, PrepPre pre, void *ctx) {
+    int32_t r = map_try(P, root, pre, ctx);
+    if (r >= 0 || P->oom) return r;
+    int32_t *kids = NULL; int64_t kn = 0, kcap = 0;
+    const int64_t base = P->stk_n;
+    int32_t res = -1;
+    if (SPUSH(P, root) < 0 || SPUSH(P, 0) < 0 || SPUSH(P, 0) < 0) goto out;
+    while (P->stk_n > base) {
+        int32_t *f = P->stk + P->stk_n - 3;
+        const int32_t node = f[0], i = f[1], kb = f[2];
+        const int32_t *x = P->code + node;
+        const int32_t k = nd_nkids(x);
+        if (i < k) {
+            f[1] = i + 1;
+            const int32_t c = nd_kid(x, i);
+            r = map_try(P, c, pre, ctx);
+            if (P->oom) goto out;
+            if (r >= 0) {
+                if (prep_push(P, &kids, &kn, &kcap, r) < 0) goto out;
+            } else if (SPUSH(P, c) < 0 || SPUSH(P, 0) < 0 || SPUSH(P, (int32_t)kn) < 0) goto out;
+            continue;
+        }
+        int changed = 0;
+        for (int32_t j = 0; j < k && !changed; j++) changed = kids[kb + j] != nd_kid(x, j);
+        const int32_t o = changed ? prep_rebuilt(P, node, kids + kb) : node;
+        if (o < 0) goto out;
+        P->stA[node] = P->epA; P->valA[node] = o;
+        kn = kb;
+        P->stk_n -= 3;
+        if (P->stk_n > base) {
+            if (prep_push(P, &kids, &kn, &kcap, o) < 0) goto out;
+        } else res = o;
+    }
+out:
+    free(kids);
+    P->stk_n = base;
+    return P->oom ? -1 : res;
+}
+
+/* references to the rules marked in sel (uint8 per rule) -> repl[rule] */
+typedef struct { const uint8_t *sel; const int32_t *repl; } RefSub;
+
+static int32_t pre_refsub(Prep *P, int32_t node, void *ctx) {
+    const RefSub *s = ctx;
+    const int32_t *x = P->code + node;
+    return x[0] == NB_REF && s->sel[x[1]] ? s->repl[x[1]] : -1;
+}
+
+/* does the body of r refer to a rule marked in sel? */
+static int prep_refers(Prep *P, int32_t r, const uint8_t *sel) {
+    if (prep_refs(P, P->body[r]) < 0) return -1;
+    for (int64_t i = 0; i < P->lst_n; i++) if (sel[P->lst[i]]) return 1;
+    return 0;
+}
+
+/* _inline_cycle_members: batches of small recursion-cycle members inlined, round by round */
+static int prep_cycle_members(Prep *P, const uint8_t *rec) {
+    const int32_t nr = P->nr;
+    int64_t *counts = malloc((size_t)nr * 8 + 8);
+    uint8_t *inb = calloc((size_t)nr + 1, 1), *bref = calloc((size_t)nr + 1, 1);
+    int32_t *repl = malloc((size_t)nr * 4 + 4);
+    int rc = -1;
+    if (!counts || !inb || !bref || !repl) { P->oom = 1; goto out; }
+    for (;;) {
+        if (prep_counts(P, counts) < 0) goto out;
+        memset(inb, 0, (size_t)nr); memset(bref, 0, (size_t)nr);
+        int any = 0;
+        for (int32_t i = 0; i < P->n_order; i++) {
+            const int32_t r = P->order[i];
+            if (r == P->start || !rec[r] || bref[r]) continue;
+            if (prep_refs(P, P->body[r]) < 0) goto out;
+            int skip = 0;
+            for (int64_t j = 0; j < P->lst_n && !skip; j++) skip = P->lst[j] == r || inb[P->lst[j]];
+            if (skip) continue;
+            const int64_t c = counts[r] - 1 > 1 ? counts[r] - 1 : 1;
+            if (sat_mul(prep_size(P, P->body[r]), c) > PREP_INLINE_SMALL) continue;
+            if (P->oom) goto out;
+            inb[r] = 1; any = 1;
+            repl[r] = P->body[r];
+            if (prep_refs(P, P->body[r]) < 0) goto out;
+            for (int64_t j = 0; j < P->lst_n; j++) bref[P->lst[j]] = 1;
+        }
+        if (!any) break;
+        RefSub s = {inb, repl};
+        int32_t n = 0;
+        for (int32_t i = 0; i < P->n_order; i++) {
+            const int32_t r = P->order[i];
+            if (inb[r]) continue;
+            const int hit = prep_refers(P, r, inb);
+            if (hit < 0) goto out;
+            if (hit) {
+                P->epA++;  /* a mapper per rule (_map_leaves) */
+                const int32_t b = prep_map(P, P->body[r], pre_refsub, &s);
+                if (b < 0) goto out;
+                P->body[r] = b;
+            }
+            P->order[n++] = r;
+        }
+        P->n_order = n;
+    }
+    rc = 0;
+out:
+    free(counts); free(inb); free(bref); free(repl);
+    return rc;
+}
+
+typedef struct { const uint8_t *inl; const int32_t *exp; } Subst;
+
+static int32_t pre_subst(Prep *P, int32_t node, void *ctx) {
+    const Subst *s = ctx;
+    const int32_t *x = P->code + node;
+    return x[0] == NB_REF && s->inl[x[1]] ? s->exp[x[1]] : -1;
+}
+
+/* _inline, then the rules reachable from start */
+static int prep_inline(Prep *P, const uint8_t *frames) {
+    const int32_t nr = P->nr;
+    int64_t *uses = malloc((size_t)nr * 8 + 8);
+    uint8_t *rec = calloc((size_t)nr + 1, 1), *inl = calloc((size_t)nr + 1, 1);
+    uint8_t *state = calloc((size_t)nr + 1, 1);
+    int32_t *exp = malloc((size_t)nr * 4 + 4), *topo = malloc((size_t)nr * 4 + 4);
+    int64_t *stk = malloc((size_t)nr * 8 + 8);
+    RGraph g = {0};
+    int rc = -1;
+    if (!uses || !rec || !inl || !state || !exp || !topo || !stk) { P->oom = 1; goto out; }
+    if (prep_counts(P, uses) < 0 || prep_graph(P, &g, 0) < 0 || rg_recursive(P, &g, rec) < 0) goto out;
+    /* the non-recursive rules, callees first (an iterative DFS over their references) */
+    int32_t nt = 0;
+    for (int32_t i = 0; i < P->n_order; i++) {
+        const int32_t root = P->order[i];
+        if (rec[root] || state[root]) continue;
+        int64_t sn = 0;
+        state[root] = 1;
+        stk[sn++] = (int64_t)root << 32;
+        while (sn) {
+            int64_t *top = stk + sn - 1;
+            const int32_t r = (int32_t)(*top >> 32);
+            const int64_t j = *top & 0xffffffff;
+            if (g.off[r] + j < g.off[r + 1]) {
+                *top += 1;
+                const int32_t m = g.adj[g.off[r] + j];
+                if (!rec[m] && !state[m]) { state[m] = 1; stk[sn++] = (int64_t)m << 32; }
+            } else {
+                topo[nt++] = r;
+                sn--;
+            }
+        }
+    }
+    Subst s = {inl, exp};
+    P->epA++;  /* one memo for the whole pass (`done`) */
+    for (int32_t i = 0; i < nt; i++) {
+        const int32_t r = topo[i];
+        exp[r] = prep_map(P, P->body[r], pre_subst, &s);
+        if (exp[r] < 0) goto out;
+        const int64_t es = prep_size(P, exp[r]);
+        if (P->oom) goto out;
+        inl[r] = r != P->start && !frames[r] &&
+                 (es <= PREP_INLINE_TINY || uses[r] == 1 || sat_mul(es, uses[r]) <= PREP_INLINE_BUDGET);
+    }
+    int32_t n = 0;
+    for (int32_t i = 0; i < P->n_order; i++) {
+        const int32_t r = P->order[i];
+        if (!(r == P->start || rec[r] || !inl[r])) continue;
+        if (rec[r]) {
+            const int32_t b = prep_map(P, P->body[r], pre_subst, &s);
+            if (b < 0) goto out;
+            P->body[r] = b;
+        } else P->body[r] = exp[r];
+        P->order[n++] = r;
+    }
+    P->n_order = n;
+    if (prep_cycle_members(P, rec) < 0) goto out;
+    /* reachable from start */
+    memset(state, 0, (size_t)nr);
+    int32_t *todo = topo, tn = 0;
+    state[P->start] = 1; todo[tn++] = P->start;
+    while (tn) {
+        const int32_t r = todo[--tn];
+        if (prep_refs(P, P->body[r]) < 0) goto out;
+        for (int64_t j = 0; j < P->lst_n; j++) {
+            const int32_t m = P->lst[j];
+            if (!state[m]) { state[m] = 1; todo[tn++] = m; }
+        }
+    }
+    n = 0;
+    for (int32_t i = 0; i < P->n_order; i++)
+        if (state[P->order[i]]) P->order[n++] = P->order[i];
+    P->n_order = n;
+    rc = 0;
+out:
+    rg_free(&g);
+    free(uses); free(rec); free(inl); free(state); free(exp); free(topo); free(stk);
+    return rc;
+}
+
+/* _hoist_repeats */
+typedef struct {
+    int32_t owner, n_pre;  /* n_pre: rules before the pass (later ones are hoisted: no graph) */
+    RGraph rev;            /* the reference graph reversed */
+    uint8_t *anc;          /* anc[r]: r reaches owner (computed per owner on first need) */
+    int32_t anc_owner;
+    int32_t *bfs;
+    int32_t count;
+} Hoist;
+
+/* any rule leading `item` reaches owner (normalize: any(reaches(r, owner) for r in _lead(...)))? */
+static int hoist_reaches(Prep *P, Hoist *H, int32_t item) {
+    if (prep_lead(P, item) < 0) return -1;
+    if (H->anc_owner != H->owner) {
+        memset(H->anc, 0, (size_t)H->n_pre);
+        int32_t bn = 0;
+        H->bfs[bn++] = H->owner;
+        while (bn) {
+            const int32_t r = H->bfs[--bn];
+            for (int64_t j = H->rev.off[r]; j < H->rev.off[r + 1]; j++) {
+                const int32_t m = H->rev.adj[j];
+                if (!H->anc[m]) { H->anc[m] = 1; H->bfs[bn++] = m; }
+            }
+        }
+        H->anc_owner = H->owner;
+    }
+    for (int64_t j = 0; j < P->lst_n; j++) {
+        const int32_t r = P->lst[j];
+        if (r == H->owner || (r < H->n_pre && H->anc[r])) return 1;
+    }
+    return 0;
+}
+
+static int32_t hoist_rule(Prep *P, Hoist *H, int32_t body, int32_t kind, int32_t num) {
+    const int32_t r = prep_new_rule(P, body, kind, H->owner, num);
+    if (r < 0) return -1;
+    P->order[P->n_order++] = r;
+    const int32_t v[2] = {NB_REF, r};
+    return prep_node(P, v, 2);
+}
+
+/* visit(c) without a frame, or -1 (a frame needed); memo A is `seen` */
+static int32_t hv_try(Prep *P, int32_t c) {
+    if (P->stA[c] == P->epA) return P->valA[c];
+    if (prep_size(P, c) <= PREP_HOIST_LIMIT || !nd_nkids(P->code + c)) return c;
+    return -1;
+}
+
+/* the visit of a node's rewrite (its children's rewrites in kids): `visit`'s last part */
+static int32_t hv_post(Prep *P, Hoist *H, int32_t node, const int32_t *kids) {
+    const int32_t *x = P->code + node;
+    if (x[0] == NB_REPEAT && x[3] >= 0) {
+        const int32_t item = kids[0], lo = x[2], hi = x[3];
+        const int64_t n = prep_size(P, item);
+        if (n >= PREP_HOIST_ITEM && sat_mul(n, hi) > PREP_HOIST_LIMIT) {
+            const int reach = hoist_reaches(P, H, item);
+            if (reach < 0) return -1;
+            if (!reach) {
+                const int32_t ref = hoist_rule(P, H, item, 1, ++H->count);
+                if (ref < 0) return -1;
+                const int32_t v[4] = {NB_REPEAT, ref, lo, hi};
+                return prep_node(P, v, 4);
+            }
+        }
+        if (item == x[1]) return node;
+        const int32_t v[4] = {NB_REPEAT, item, lo, hi};
+        return prep_node(P, v, 4);
+    }
+    if (x[0] == NB_AUTO) return prep_rebuilt(P, node, kids);  /* always a new automaton */
+    const int32_t k = nd_nkids(x);
+    for (int32_t j = 0; j < k; j++)
+        if (kids[j] != nd_kid(x, j)) return prep_rebuilt(P, node, kids);
+    return node;
+}
+
+/* the end of hoist(label) once visit(label) gave v: pend 0 kept (memo only), K > 0 hoisted as
+   owner~labelK; memo B is `hoisted` */
+static int32_t hv_label_done(Prep *P, Hoist *H, int32_t label, int32_t v, int32_t pend) {
+    int32_t out = v;
+    if (pend > 0 && (out = hoist_rule(P, H, v, 2, pend)) < 0) return -1;
+    P->stB[label] = P->epB; P->valB[label] = out;
+    return out;
+}
+
+static int32_t hoist_visit(Prep *P, Hoist *H, int32_t root) {
+    int32_t r = hv_try(P, root);
+    if (r >= 0 || P->oom) return r;
+    int32_t *kids = NULL; int64_t kn = 0, kcap = 0;
+    const int64_t base = P->stk_n;
+    int32_t res = -1;
+    /* frames of 4 ints: node, next child, kids base, the pending hoist of the child in visit
+       (automaton labels: -1 none, 0 kept, K hoisted) */
+    if (SPUSH(P, root) < 0 || SPUSH(P, 0) < 0 || SPUSH(P, 0) < 0 || SPUSH(P, -1) < 0) goto out;
+    while (P->stk_n > base) {
+        int32_t *f = P->stk + P->stk_n - 4;
+        const int32_t node = f[0], i = f[1], kb = f[2];
+        const int32_t *x = P->code + node;
+        const int32_t k = nd_nkids(x);
+        if (i < k) {
+            f[1] = i + 1;
+            const int32_t c = nd_kid(x, i);
+            int32_t pend = -1;
+            if (x[0] == NB_AUTO) {  /* hoist(label) */
+                if (P->stB[c] == P->epB) {
+                    if (prep_push(P, &kids, &kn, &kcap, P->valB[c]) < 0) goto out;
+                    continue;
+                }
+                if (prep_size(P, c) < PREP_HOIST_ITEM) pend = 0;
+                else {
+                    const int reach = hoist_reaches(P, H, c);
+                    if (reach < 0) goto out;
+                    pend = reach ? 0 : ++H->count;
+                }
+            }
+            r = hv_try(P, c);
+            if (P->oom) goto out;
+            if (r >= 0) {
+                if (pend >= 0 && (r = hv_label_done(P, H, c, r, pend)) < 0) goto out;
+                if (prep_push(P, &kids, &kn, &kcap, r) < 0) goto out;
+            } else {
+                P->stk[P->stk_n - 1] = pend;  /* f may have moved: the frame's last int */
+                if (SPUSH(P, c) < 0 || SPUSH(P, 0) < 0 || SPUSH(P, (int32_t)kn) < 0 || SPUSH(P, -1) < 0) goto out;
+            }
+            continue;
+        }
+        const int32_t o = hv_post(P, H, node, kids + kb);
+        if (o < 0) goto out;
+        P->stA[node] = P->epA; P->valA[node] = o;
+        kn = kb;
+        P->stk_n -= 4;
+        if (P->stk_n > base) {
+            int32_t *pf = P->stk + P->stk_n - 4;
+            int32_t v = o;
+            if (pf[3] >= 0) {
+                v = hv_label_done(P, H, node, o, pf[3]);
+                if (v < 0) goto out;
+                P->stk[P->stk_n - 1] = -1;
+            }
+            if (prep_push(P, &kids, &kn, &kcap, v) < 0) goto out;
+        } else res = o;
+    }
+out:
+    free(kids);
+    P->stk_n = base;
+    return P->oom ? -1 : res;
+}
+
+static int prep_hoist(Prep *P) {
+    Hoist H;
+    memset(&H, 0, sizeof(H));
+    H.n_pre = P->nr;
+    H.anc_owner = -1;
+    RGraph g;
+    int rc = -1;
+    if (prep_graph(P, &g, 0) < 0) return -1;
+    if (prep_fixpoint(P, 0) < 0) { rg_free(&g); return -1; }
+    P->epF++;  /* the nullable folds of this pass: flag[] fixed (hoisted rules: not nullable) */
+    /* the reverse graph */
+    H.rev.off = calloc((size_t)P->nr + 2, 8);
+    H.rev.adj = malloc((size_t)g.n * 4 + 4);
+    H.anc = calloc((size_t)P->nr + 1, 1);
+    H.bfs = malloc(((size_t)P->nr + 1) * 4);
+    int64_t *at = malloc(((size_t)P->nr + 1) * 8);
+    if (!H.rev.off || !H.rev.adj || !H.anc || !H.bfs || !at) { P->oom = 1; goto out; }
+    for (int32_t r = 0; r < P->nr; r++)
+        for (int64_t j = g.off[r]; j < g.off[r + 1]; j++) H.rev.off[g.adj[j] + 1]++;
+    for (int32_t r = 0; r < P->nr; r++) H.rev.off[r + 1] += H.rev.off[r];
+    memcpy(at, H.rev.off, (size_t)P->nr * 8);
+    for (int32_t r = 0; r < P->nr; r++)
+        for (int64_t j = g.off[r]; j < g.off[r + 1]; j++) H.rev.adj[at[g.adj[j]]++] = r;
+    const int32_t n_pre_order = P->n_order;
+    for (int32_t i = 0; i < n_pre_order; i++) {
+        const int32_t r = P->order[i];
+        H.owner = r;
+        P->epA++; P->epB++;  /* seen, hoisted: per owner */
+        const int32_t b = hoist_visit(P, &H, P->body[r]);
+        if (b < 0) goto out;
+        P->body[r] = b;
+    }
+    rc = 0;
+out:
+    rg_free(&g); rg_free(&H.rev);
+    free(H.anc); free(H.bfs); free(at);
+    return rc;
+}
+
+static void post_depth(Prep *P, int32_t node, void *ctx) {
+    (void)ctx;
+    const int32_t *x = P->code + node;
+    int64_t d = 0;
+    const int32_t k = nd_nkids(x);
+    for (int32_t j = 0; j < k; j++) if (P->mult[nd_kid(x, j)] > d) d = P->mult[nd_kid(x, j)];
+    P->mult[node] = d + 1;
+}
+
+static void post_renumber(Prep *P, int32_t node, void *ctx) {
+    const int32_t *idx = ctx;
+    if (P->code[node] == NB_REF) P->code[node + 1] = idx[P->code[node + 1]];
+}
+
+static int64_t live_preps;  /* gs_prep_run handles not yet freed (tests read it) */
+int64_t gs_live_preps(void) { return __atomic_load_n(&live_preps, __ATOMIC_RELAXED); }
+
+void gs_prep_free(void *h) {
+    Prep *P = h;
+    if (!P) return;
+    free(P->code); free(P->sz); free(P->mult); free(P->stA); free(P->valA); free(P->stB); free(P->valB);
+    free(P->stW); free(P->stF); free(P->fv);
+    free(P->body); free(P->kind); free(P->owner); free(P->num); free(P->flag); free(P->order); free(P->roots);
+    free(P->stk); free(P->lst);
+    free(P);
+    __atomic_fetch_sub(&live_preps, 1, __ATOMIC_RELAXED);
+}
+
+static int prep_steps(Prep *P, const uint8_t *frames) {
+    /* left recursion anywhere: the Python passes */
+    int c = prep_lead_cycle(P);
+    if (c) return c < 0 ? -1 : (P->status = PREP_FALLBACK, 0);
+    /* productive rules */
+    if (prep_fixpoint(P, 1) < 0) return -1;
+    if (!P->flag[P->start]) { P->status = PREP_UNPRODUCTIVE; return 0; }
+    int32_t n = 0, bad = 0;
+    uint8_t *sel = calloc((size_t)P->nr + 1, 1);
+    int32_t *repl = malloc(((size_t)P->nr + 1) * 4);
+    if (!sel || !repl) { free(sel); free(repl); P->oom = 1; return -1; }
+    for (int32_t i = 0; i < P->n_order; i++) {
+        const int32_t r = P->order[i];
+        if (!P->flag[r]) { sel[r] = 1; bad = 1; }
+    }
+    if (bad) {  /* references to unproductive rules -> Alt(()) (one object), one memo */
+        const int32_t v[2] = {NB_ALT, 0};
+        const int32_t nothing = prep_node(P, v, 2);
+        if (nothing < 0) { free(sel); free(repl); return -1; }
+        for (int32_t r = 0; r < P->nr; r++) repl[r] = nothing;
+        RefSub s = {sel, repl};
+        P->epA++;
+        for (int32_t i = 0; i < P->n_order; i++) {
+            const int32_t r = P->order[i];
+            if (sel[r]) continue;
+            const int hit = prep_refers(P, r, sel);
+            int32_t b = P->body[r];
+            if (hit < 0 || (hit && (b = prep_map(P, b, pre_refsub, &s)) < 0)) { free(sel); free(repl); return -1; }
+            P->body[r] = b;
+            P->order[n++] = r;
+        }
+        P->n_order = n;
+    }
+    free(sel); free(repl);
+    if (prep_inline(P, frames) < 0 || prep_hoist(P) < 0) return -1;
+    /* the final order: start first */
+    n = 1;
+    for (int32_t i = 0; i < P->n_order; i++) if (P->order[i] != P->start) P->order[n++] = P->order[i];
+    P->order[0] = P->start;
+    P->n_order = n;
+    c = prep_lead_cycle(P);  /* (none is expected: then the Python eliminations do nothing) */
+    if (c) return c < 0 ? -1 : (P->status = PREP_FALLBACK, 0);
+    /* depth (gs_nfa_build recurses), then rule numbers -> final indices */
+    const int32_t ep = ++P->epW;
+    for (int32_t i = 0; i < n; i++) {
+        if (prep_walk(P, P->body[P->order[i]], ep, post_depth, NULL) < 0) return -1;
+        if (P->mult[P->body[P->order[i]]] > PREP_MAX_DEPTH) { P->status = PREP_TOO_DEEP; return 0; }
+    }
+    int32_t *idx = malloc(((size_t)P->nr + 1) * 4);
+    P->roots = malloc(((size_t)n + 1) * 4);
+    if (!idx || !P->roots) { free(idx); P->oom = 1; return -1; }
+    for (int32_t i = 0; i < n; i++) { idx[P->order[i]] = i; P->roots[i] = P->body[P->order[i]]; }
+    const int32_t ep2 = ++P->epW;
+    for (int32_t i = 0; i < n; i++)
+        if (prep_walk(P, P->roots[i], ep2, post_renumber, idx) < 0) { free(idx); return -1; }
+    free(idx);
+    return P->oom ? -1 : 0;
+}
+
+/* Runs the passes on the raw grammar's code (n ints; n_rules roots; start: the start rule;
+   frames[r]: rule r is kept as a frame).  Returns a handle (gs_prep_status, gs_prep_rules,
+   gs_prep_nfa; freed by gs_prep_free), or NULL when out of memory. */
+void *gs_prep_run(const int32_t *code, int64_t n, const uint8_t *pool, int32_t n_rules, const int32_t *roots,
+                  int32_t start, const uint8_t *frames) {
+    Prep *P = calloc(1, sizeof(Prep));
+    if (!P) return NULL;
+    __atomic_fetch_add(&live_preps, 1, __ATOMIC_RELAXED);
+    P->pool = pool;
+    P->start = start;
+    if (prep_reserve(P, n + 16) < 0) goto oom;
+    memcpy(P->code, code, (size_t)n * 4);
+    P->n = n;
+    for (int32_t r = 0; r < n_rules; r++) if (prep_new_rule(P, roots[r], 0, r, 0) < 0) goto oom;
+    for (int32_t r = 0; r < n_rules; r++) P->order[r] = r;
+    P->n_order = n_rules;
+    if (prep_steps(P, frames) < 0 || P->oom) goto oom;
+    return P;
+oom:
+    gs_prep_free(P);
+    return NULL;
+}
+
+int32_t gs_prep_status(void *h) { return ((Prep *)h)->status; }
+
+/* The kept rules in their final order: returns their count; when out is given, 3 ints each:
+   kind (0 a grammar rule, 1 owner~itemK, 2 owner~labelK), the grammar rule's index (its owner's
+   for a hoisted rule), K. */
+int32_t gs_prep_rules(void *h, int32_t *out) {
+    Prep *P = h;
+    if (out)
+        for (int32_t i = 0; i < P->n_order; i++) {
+            const int32_t r = P->order[i];
+            out[3 * i] = P->kind[r]; out[3 * i + 1] = P->owner[r]; out[3 * i + 2] = P->num[r];
+        }
+    return P->n_order;
+}
+
+/* gs_nfa_build on the result (the handle must live until then; the build does not keep it) */
+void *gs_prep_nfa(void *h) {
+    Prep *P = h;
+    return gs_nfa_build(P->code, P->pool, P->n_order, P->roots);
+}
