@@ -20,7 +20,7 @@ from ._gc import no_gc
 from .errors import GrammarError
 from .json_object import json_object_grammar
 from .matcher import CompiledGrammar
-from .normalize import prepare
+from .prepare_native import grammar_nfa
 from .regex import parse_regex
 from .vocab import Vocabulary
 
@@ -41,10 +41,10 @@ class GrammarCompiler:
         try:
             with no_gc():  # the IR is dropped before the GC comes back (see _gc.no_gc)
                 grammar, warnings = build()
-                rules = prepare(grammar)
+                nfa = grammar_nfa(grammar)  # normalize.prepare's rules' automaton (in C where it can)
                 del grammar
-                compiled = CompiledGrammar(rules, self.vocab, warnings)
-                del rules
+                compiled = CompiledGrammar(nfa, self.vocab, warnings)
+                del nfa
         except RecursionError:  # a clear error for the one request, never a crash
             raise GrammarError("the grammar nests too deeply to compile") from None
         with self._lock:
@@ -57,7 +57,7 @@ class GrammarCompiler:
         """The IR directly (not cached: IR grammars are not hashable by value)."""
         try:
             with no_gc():
-                return CompiledGrammar(prepare(grammar), self.vocab)
+                return CompiledGrammar(grammar_nfa(grammar), self.vocab)
         except RecursionError:
             raise GrammarError("the grammar nests too deeply to compile") from None
 

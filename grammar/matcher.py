@@ -106,7 +106,8 @@ class CompiledGrammar:
         self.vocab = vocab
         self.warnings = list(warnings or [])
         self._eos = token_words(vocab.eos_token_ids, vocab.num_words)
-        nfa = Nfa(rules, productive=True)  # rules come from normalize.prepare
+        # rules: normalize.prepare's output, or already its automaton (prepare_native.grammar_nfa)
+        nfa = rules if isinstance(rules, Nfa) else Nfa(rules, productive=True)
         self.nfa_arrays = nfa.arrays()  # what the C core and the shortest completions read
         lib = native.load() if use_native else None
         if lib is not None:  # the C automaton (pda_core.c); pda.Level is its Python reference

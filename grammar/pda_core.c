@@ -2955,10 +2955,13 @@ static int prep_steps(Prep *P, const uint8_t *frames) {
     free(sel); free(repl);
     if (prep_inline(P, frames) < 0 || prep_hoist(P) < 0) return -1;
     /* the final order: start first */
-    n = 1;
-    for (int32_t i = 0; i < P->n_order; i++) if (P->order[i] != P->start) P->order[n++] = P->order[i];
-    P->order[0] = P->start;
-    P->n_order = n;
+    n = P->n_order;
+    for (int32_t i = 0; i < n; i++)
+        if (P->order[i] == P->start) {  /* moved to the front, the rules before it one place on */
+            memmove(P->order + 1, P->order, (size_t)i * 4);
+            P->order[0] = P->start;
+            break;
+        }
     c = prep_lead_cycle(P);  /* (none is expected: then the Python eliminations do nothing) */
     if (c) return c < 0 ? -1 : (P->status = PREP_FALLBACK, 0);
     /* depth (gs_nfa_build recurses), then rule numbers -> final indices */

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import ir, native
 from .errors import GrammarError
+from .normalize import prepare
 from .nfa import _ALT, _AUTO, _BYTES, _CLASS, _LIT, _REF, _REPEAT, _SEQ, Nfa, _class_template
 from .regex import parse_regex
 
@@ -259,7 +260,5 @@ def grammar_nfa(grammar: ir.Grammar) -> Nfa:
     """The automaton of prepare(grammar): through the C passes where they apply, else Python's."""
     nfa = native_nfa(grammar)
     if nfa is None:
-        from .normalize import prepare
-
         nfa = Nfa(prepare(grammar), productive=True)
     return nfa
