@@ -71,10 +71,7 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
 
     def charclass(n) -> int:
         key = (n.ranges, n.negated)
-        try:
-            out = classes.get(key)
-        except TypeError:  # ranges as lists: _resolve_shared keeps such a node as it is
-            raise _Unsupported from None
+        out = classes.get(key)  # (ranges as lists: a TypeError, the Python passes)
         if out is None:
             k, s_edges, rows, empty = _class_template(n.ranges, n.negated)
             toff = len(code)
@@ -110,9 +107,9 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
         code.extend(finals)
         return out
 
-    def bounds(lo, hi) -> None:
+    def bounds(lo, hi) -> None:  # (a max below 0 would read as unbounded in the code)
         if type(lo) is not int or not _INT32_MIN <= lo <= _INT32_MAX or \
-                (hi is not None and (type(hi) is not int or not _INT32_MIN <= hi <= _INT32_MAX)):
+                (hi is not None and (type(hi) is not int or not 0 <= hi <= _INT32_MAX)):
             raise _Unsupported
 
     def enc(n) -> int:  # a raw node (_resolve_shared's visit)
@@ -130,6 +127,9 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
                 elif ti is Ref:
                     off = refs.get(it.name)
                     kids.append(off if off is not None else ref(it.name))
+                elif ti is CharClass:  # (ranges as lists: a TypeError, the Python passes)
+                    off = classes.get((it.ranges, it.negated))
+                    kids.append(off if off is not None else charclass(it))
                 else:
                     got = memo.get(id(it))
                     kids.append(got[1] if got is not None and got[0] is it else enc(it))
@@ -148,7 +148,9 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
             if n.max is not None and n.max < n.min:
                 raise GrammarError(f"repeat bounds min={n.min} > max={n.max}")
             bounds(n.min, n.max)
-            item = enc(n.item)
+            it = n.item
+            got = memo.get(id(it))
+            item = got[1] if got is not None and got[0] is it else enc(it)
             key = (t, item, n.min, n.max)
             out = table.get(key)
             if out is None:
@@ -200,6 +202,8 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
 
     try:
         roots = [enc(body) for body in rules.values()]
+    except TypeError:  # a malformed node (ranges as lists...): the Python passes deal with it
+        raise _Unsupported from None
     finally:
         enc = penc = None  # noqa: F841  (the recursive closures' cycles, broken)
     if missing:  # prepare's error (which rule, which names) comes from the Python passes
