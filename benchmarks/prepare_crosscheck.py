@@ -71,6 +71,18 @@ def test_grammars():
         yield f"tests/{name}", ("ir", g)
 
 
+def random_grammars(n: int = 3000):
+    """Random IR grammars (tests/grammar/prepare_cases.random_grammar), seeded."""
+    import random
+
+    sys.path.insert(0, os.path.join(ROOT, "tests", "grammar"))
+    from prepare_cases import random_grammar
+
+    rng = random.Random(0)
+    for i in range(n):
+        yield f"random/{i}", ("ir", random_grammar(rng, rng.randrange(1, 9), rng.randrange(1, 6)))
+
+
 def lower(kind, spec):
     from grammar import ir
 
@@ -112,7 +124,7 @@ def same(a, b) -> bool:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", nargs="*", default=["jsonschemabench", "lark", "files", "tests"])
+    ap.add_argument("--only", nargs="*", default=["jsonschemabench", "lark", "files", "tests", "random"])
     ap.add_argument("--limit", type=int, default=0, help="grammars per source (0: all)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
@@ -125,7 +137,7 @@ def main() -> None:
         sys.exit("the native core is not available")
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
     sources = {"jsonschemabench": jsonschemabench, "lark": lark_files, "files": repo_files,
-               "tests": test_grammars}
+               "tests": test_grammars, "random": random_grammars}
     counts = dict(compared=0, identical=0, fell_back=0, differing=0, not_lowered=0)
     t_old = t_new = 0.0
     t0 = time.time()

@@ -37,6 +37,11 @@ def cases() -> list[tuple[str, ir.Grammar]]:
                                     "y": A((L(b"a"), L(b"b")))})),
         ("nullable_lead", ir.Grammar({"start": S((R("n"), R("start"), L(b"x"))) , "n": P(L(b"a"), 0, 1)})),
     ]
+    huge = L(b"xy")
+    for _ in range(4):  # size() ~1.6e14: past C's saturation point, decided as Python decides
+        huge = P(huge, 1, 3000)
+    out.append(("huge_sizes", ir.Grammar({"start": S((R("a"), L(b"-"), R("a"), R("b"))), "a": huge,
+                                          "b": A((L(b"b"), S((L(b"["), R("b"), R("a"), L(b"]")))))})))
     deep = L(b"z")
     for _ in range(300):
         deep = S((L(b"("), deep, L(b")")))
@@ -47,3 +52,52 @@ def cases() -> list[tuple[str, ir.Grammar]]:
     chain["r200"] = L(b"end")
     out.append(("rule_chain", ir.Grammar(chain)))
     return out
+
+
+def random_grammar(rng, n_rules: int = 6, depth: int = 4) -> ir.Grammar:
+    """A random grammar over the IR (shared objects and structurally equal copies, references
+    that recurse, bounded repeats big enough to hoist, automata, frames): prepare's corners."""
+    names = [f"r{i}" for i in range(n_rules)]
+    pool: list = []
+
+    def node(d):
+        k = rng.random()
+        if pool and k < 0.12:
+            return rng.choice(pool)  # the same object again
+        if d == 0 or k < 0.35:
+            c = rng.random()
+            if c < 0.4:
+                return ir.Literal(bytes(rng.choice(b"abcxyz") for _ in range(rng.choice((0, 1, 1, 2, 9)))))
+            if c < 0.6:
+                return ir.Ref(rng.choice(names))
+            if c < 0.75:
+                lo = rng.randrange(48, 120)
+                return ir.CharClass(((lo, lo + rng.randrange(3)),), rng.random() < 0.1)
+            if c < 0.8:
+                return ir.ByteClass(((rng.randrange(200), 220),) if rng.random() < 0.9 else ())
+            if c < 0.85:
+                return ir.Regex(rng.choice(("[a-c]{2,40}", "(ab|cd)*e", "x?y+", "[0-9]{3}-[0-9]{4}")))
+            return ir.Seq(())
+        c = rng.random()
+        if c < 0.35:
+            out = ir.Seq(tuple(node(d - 1) for _ in range(rng.randrange(1, 4))))
+        elif c < 0.6:
+            out = ir.Alt(tuple(node(d - 1) for _ in range(rng.randrange(0 if rng.random() < 0.05 else 1, 4))))
+        elif c < 0.85:
+            lo = rng.choice((0, 0, 1, 2))
+            hi = rng.choice((None, lo, lo + 1, lo + 3, 60, 200))
+            out = ir.Repeat(node(d - 1), lo, hi)
+        else:
+            m = rng.randrange(2, 5)
+            edges = tuple((rng.randrange(m), node(d - 1) if rng.random() < 0.5 else ir.Literal(b"q" * 9),
+                           rng.randrange(m)) for _ in range(rng.randrange(1, 2 * m + 12)))
+            out = ir.Automaton(0, frozenset(rng.sample(range(m), rng.randrange(1, m))), edges)
+        if rng.random() < 0.3:
+            pool.append(out)
+        if rng.random() < 0.1:  # a structurally equal copy (a new object)
+            out = type(out)(*(getattr(out, f) for f in out.__dataclass_fields__))
+        return out
+
+    rules = {name: node(depth) for name in names}
+    frames = frozenset(n for n in names if rng.random() < 0.15)
+    return ir.Grammar(rules, start=names[0], frames=frames)
