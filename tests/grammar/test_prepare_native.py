@@ -126,3 +126,21 @@ def test_prepare_handles_are_freed(smollm2_vocab):
         except GrammarError:
             pass
     assert lib.gs_live_preps() == base
+
+
+@needs_native
+def test_random_grammars_equal_python():
+    import random
+
+    from prepare_cases import random_grammar
+
+    rng = random.Random(1)
+    native_runs = 0
+    for _ in range(300):
+        g = random_grammar(rng, rng.randrange(1, 9), rng.randrange(1, 6))
+        new = outcome(lambda: native_nfa(g))
+        if new is None:
+            continue
+        native_runs += 1
+        assert_same(outcome(lambda: Nfa(prepare(g), productive=True)), new)
+    assert native_runs > 150
