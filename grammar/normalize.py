@@ -11,6 +11,10 @@ prepare(grammar) ->
      left recursion (indirect, or hidden behind a nullable prefix) raises GrammarError.
 Invariant of the result: every kept rule is productive and no rule can call itself (directly or
 not) before consuming a byte, so a pushdown closure terminates.
+
+The compiler runs these passes in C where it can (prepare_native.py, pda_core.c: gs_prep_run),
+with the same decisions: a change here (a threshold, an order, a name) must be made there too
+(tests/grammar/test_prepare_native.py and benchmarks/prepare_crosscheck.py compare the two).
 """
 from __future__ import annotations
 
