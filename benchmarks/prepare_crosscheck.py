@@ -1,6 +1,6 @@
 """The C prepare (prepare_native) against the Python passes: the same NFA, names and errors.
 
-    python benchmarks/prepare_crosscheck.py [--limit N] [--only jsonschemabench lark files tests]
+    python benchmarks/prepare_crosscheck.py [--limit N] [--only jsonschemabench lark files tests random] [--lenient]
 
 For every grammar of the corpora (every JSONSchemaBench subset, schemas/*.jsonl and the MaskBench
 extras; every Lark grammar under $LARK_GRAMMARS that lowers; schemas/*.json and *.lark; the test
@@ -83,13 +83,16 @@ def random_grammars(n: int = 3000):
         yield f"random/{i}", ("ir", random_grammar(rng, rng.randrange(1, 9), rng.randrange(1, 6)))
 
 
+STRICT = True
+
+
 def lower(kind, spec):
     from grammar import ir
 
     if kind == "json":
         from grammar.json_schema import json_schema_to_grammar
 
-        return json_schema_to_grammar(spec, strict=True)[0]
+        return json_schema_to_grammar(spec, strict=STRICT)[0]
     if kind == "lark":
         from grammar.lark_frontend import lark_to_grammar
 
@@ -127,7 +130,10 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=["jsonschemabench", "lark", "files", "tests", "random"])
     ap.add_argument("--limit", type=int, default=0, help="grammars per source (0: all)")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--lenient", action="store_true", help="JSON Schemas lowered with strict=False")
     args = ap.parse_args()
+    global STRICT
+    STRICT = not args.lenient
     from grammar import GrammarError, native
     from grammar.nfa import Nfa
     from grammar.normalize import prepare
