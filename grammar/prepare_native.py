@@ -44,7 +44,8 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
     refs: dict[str, int] = {}  # a rule name -> its one record
     classes: dict[tuple, int] = {}  # (ranges, negated) -> its record (template before it)
     table: dict[tuple, int] = {}  # hash-consing: (kind, children offsets, bounds) -> offset
-    memo: dict[int, tuple] = {}  # id(node) -> (node, offset): raw nodes
+    memo: dict[int, int] = {}  # id(node) -> offset: raw nodes (alive in `rules` throughout: an id
+    # is never reused while this runs, so no (node, offset) pair to check)
     plain: dict[int, tuple] = {}  # id(node) -> (node, offset): a parsed regex's nodes (never merged)
     Literal, Ref, Seq, Alt, CharClass, Repeat = ir.Literal, ir.Ref, ir.Seq, ir.Alt, ir.CharClass, ir.Repeat
     ByteClass, Automaton, Regex = ir.ByteClass, ir.Automaton, ir.Regex
@@ -113,9 +114,9 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
             raise _Unsupported
 
     def enc(n) -> int:  # a raw node (_resolve_shared's visit)
-        got = memo.get(id(n))
-        if got is not None and got[0] is n:
-            return got[1]
+        out = memo.get(id(n))
+        if out is not None:
+            return out
         t = type(n)
         if t is Seq or t is Alt:
             kids = []
@@ -131,8 +132,8 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
                     off = classes.get((it.ranges, it.negated))
                     kids.append(off if off is not None else charclass(it))
                 else:
-                    got = memo.get(id(it))
-                    kids.append(got[1] if got is not None and got[0] is it else enc(it))
+                    off = memo.get(id(it))
+                    kids.append(off if off is not None else enc(it))
             key = (t, *kids)
             out = table.get(key)
             if out is None:
@@ -148,9 +149,9 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
             if n.max is not None and n.max < n.min:
                 raise GrammarError(f"repeat bounds min={n.min} > max={n.max}")
             bounds(n.min, n.max)
-            it = n.item
-            got = memo.get(id(it))
-            item = got[1] if got is not None and got[0] is it else enc(it)
+            item = memo.get(id(n.item))
+            if item is None:
+                item = enc(n.item)
             key = (t, item, n.min, n.max)
             out = table.get(key)
             if out is None:
@@ -166,7 +167,7 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
             out = automaton(n, enc)
         else:  # a subclass or an unknown node: the Python passes (and their error)
             raise _Unsupported
-        memo[id(n)] = (n, out)
+        memo[id(n)] = out
         return out
 
     def penc(n) -> int:  # a parsed regex's node: kept as it is by _resolve_shared (not merged)
