@@ -101,7 +101,7 @@ class _PyConfigs:
 
 
 class CompiledGrammar:
-    def __init__(self, rules: dict, vocab: Vocabulary, warnings: list[str] | None = None,
+    def __init__(self, rules: dict | Nfa, vocab: Vocabulary, warnings: list[str] | None = None,
                  use_native: bool = True):
         self.vocab = vocab
         self.warnings = list(warnings or [])
