@@ -2030,7 +2030,8 @@ enum { PREP_OK = 0, PREP_FALLBACK = 1, PREP_UNPRODUCTIVE = 2, PREP_TOO_DEEP = 3 
 #define PREP_INLINE_SMALL 150
 #define PREP_HOIST_LIMIT 600
 #define PREP_HOIST_ITEM 8
-#define PREP_MAX_DEPTH 20000  /* deepest IR gs_nfa_build's recursion may walk */
+#define PREP_MAX_DEPTH 5000  /* deepest IR gs_nfa_build's recursion may walk (~100-200 bytes of C stack a
+                                 level: under 1 MB; the Python passes stop near 1000 levels) */
 
 static inline int64_t sat_add(int64_t a, int64_t b) { return a + b >= PREP_SAT ? PREP_SAT : a + b; }
 static inline int64_t sat_mul(int64_t a, int64_t b) {
