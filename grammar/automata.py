@@ -112,6 +112,18 @@ class CharNfa:
                     todo.append(t)
         return frozenset(seen)
 
+    def universal(self) -> frozenset:
+        """States from which every string is accepted, found the cheap way: a state u whose
+        closure holds a final state and that reads every character back into a set holding u
+        (one edge over all of ALL: a pattern's trailing `.*` once its match is complete)."""
+        out = set()
+        for u, edges in enumerate(self.edges):
+            for ranges, t in edges:
+                if ranges == ALL and u in self.closure((t,)) and not self.finals.isdisjoint(self.closure((u,))):
+                    out.add(u)
+                    break
+        return frozenset(out)
+
 
 def _split(edges) -> list[tuple[int, int, frozenset]]:
     """[(ranges, target)] -> disjoint (lo, hi, targets) covering the labelled code points."""
@@ -145,14 +157,22 @@ class Dfa:
     def from_nfa(cls, nfa: CharNfa) -> "Dfa":
         closures: dict[frozenset, frozenset] = {}  # target set -> its closure: many rows and
         # ranges step to the same set (a pattern's `.*` on every state), each closed once
+        universal = nfa.universal()
+        # every set holding a universal state accepts every string from there on: one DFA state
+        # (an unanchored pattern's states after its match would otherwise stay apart, tracking
+        # partial matches that no longer matter: thousands of states for a long alternation)
+        everything = nfa.closure((min(universal),)) if universal else None
 
         def close(ts: frozenset) -> frozenset:
             got = closures.get(ts)
             if got is None:
-                got = closures[ts] = nfa.closure(ts)
+                got = nfa.closure(ts)
+                if everything is not None and not universal.isdisjoint(got):
+                    got = everything
+                closures[ts] = got
             return got
 
-        sets, trans = _explore(nfa.closure([nfa.start]), lambda cur, state: [
+        sets, trans = _explore(close(frozenset((nfa.start,))), lambda cur, state: [
             (lo, hi, state(close(ts))) for lo, hi, ts in _split([e for s in cur for e in nfa.edges[s]])])
         return cls(trans, {q for q, st in enumerate(sets) if not st.isdisjoint(nfa.finals)})
 
