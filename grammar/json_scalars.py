@@ -99,6 +99,9 @@ def restrict_length(node: Node, lo: int, hi: int | None) -> Node | None:
     return None
 
 
+LONG_STRING = 256  # a plain string whose length bound reaches this is a rule of its own (_string_node)
+
+
 def string_node(lw, schema: dict, ptr: str) -> Node:
     """A string schema's node, memoized in the lowerer by its four keywords (schemas repeat
     formats and patterns; a parse, an automaton and a JSON spelling each time otherwise), unless
@@ -127,7 +130,16 @@ def _string_node(lw, schema: dict, ptr: str) -> Node:
             return NOTHING
         if lo == 0 and hi is None:
             return STRING
-        return seq((QUOTE, Repeat(STRING_CHAR, lo, hi), QUOTE))
+        node = seq((QUOTE, Repeat(STRING_CHAR, lo, hi), QUOTE))
+        if max(lo, hi or 0) < LONG_STRING:
+            return node
+        # a rule of its own (string_node hands the same one to every equal schema): each use is
+        # one call edge, where an inlined copy unrolls a state per character (a schema with 50
+        # `maxLength: 4096` strings built a 13.5M-state automaton); prepare still inlines it
+        # where it is used once or twice
+        name = lw.fresh("long_string")
+        lw.rules[name] = node
+        return lw.ref(name)
     also = None
     if pattern is not None:
         body, where = lw.regex(pattern, f"{ptr}/pattern", search=True), "pattern"
