@@ -65,6 +65,45 @@ _LIT, _REF, _CLASS, _BYTES, _SEQ, _ALT, _REPEAT, _AUTO = range(8)
 _INT32 = 2 ** 31 - 1
 
 
+def write_template(code: list, ranges, negated: bool) -> int:
+    """Append a CharClass's template (_class_template) to the flat code; returns its offset."""
+    k, s_edges, rows, empty = _class_template(ranges, negated)
+    toff = len(code)
+    code.extend((k, int(empty), len(s_edges) + sum(map(len, rows))))
+    for a, b, d in s_edges:
+        code.extend((-1, a, b, d))
+    for j, row in enumerate(rows):
+        for a, b, d in row:
+            code.extend((j, a, b, d))
+    return toff
+
+
+def write_bytes(code: list, ranges) -> int:
+    """Append a ByteClass record; returns its offset."""
+    out = len(code)
+    code.extend((_BYTES, len(ranges)))
+    for lo, hi in ranges:
+        code.extend((lo, hi))
+    return out
+
+
+def write_automaton(code: list, node: ir.Automaton, labels: list) -> int:
+    """Append an Automaton record whose edge labels are the offsets `labels` (in edge order);
+    states are renumbered by first use, the start first (nfa.py's `at` order)."""
+    order: dict = {}
+    at = lambda q: order.setdefault(q, len(order))  # noqa: E731
+    at(node.start)
+    edges = [(at(q), lab, at(r)) for (q, _, r), lab in zip(node.edges, labels)]
+    finals = [at(q) for q in node.finals]
+    out = len(code)
+    code.extend((_AUTO, len(order), 0, len(edges)))
+    for e in edges:
+        code.extend(e)
+    code.append(len(finals))
+    code.extend(finals)
+    return out
+
+
 def _encode(rules: dict, index: dict, names: list) -> tuple[list, bytearray, list]:
     """(code, literal pool, roots): the kept rules as the flat int code gs_nfa_build reads, each
     distinct node (by identity) written once, after its children; roots[i] is rule names[i]'s
@@ -114,21 +153,11 @@ def _encode(rules: dict, index: dict, names: list) -> tuple[list, bytearray, lis
             key = (node.ranges, node.negated)
             toff = classes.get(key)
             if toff is None:
-                k, s_edges, rows, empty = _class_template(node.ranges, node.negated)
-                toff = classes[key] = len(code)
-                code.extend((k, int(empty), len(s_edges) + sum(map(len, rows))))
-                for a, b, d in s_edges:
-                    code.extend((-1, a, b, d))
-                for j, row in enumerate(rows):
-                    for a, b, d in row:
-                        code.extend((j, a, b, d))
+                toff = classes[key] = write_template(code, node.ranges, node.negated)
             out = len(code)
             code.extend((_CLASS, toff))
         elif t is ir.ByteClass:
-            out = len(code)
-            code.extend((_BYTES, len(node.ranges)))
-            for lo, hi in node.ranges:
-                code.extend((lo, hi))
+            out = write_bytes(code, node.ranges)
         elif t is ir.Repeat:
             item = enc(node.item)
             if node.min > _INT32 or (node.max is not None and node.max > _INT32):
@@ -136,18 +165,7 @@ def _encode(rules: dict, index: dict, names: list) -> tuple[list, bytearray, lis
             out = len(code)
             code.extend((_REPEAT, item, node.min, -1 if node.max is None else node.max))
         elif t is ir.Automaton:
-            labels = [enc(label) for _, label, _ in node.edges]
-            order: dict = {}  # automaton state -> its rank of first use (nfa.py's `at` order)
-            at = lambda q: order.setdefault(q, len(order))  # noqa: E731
-            at(node.start)
-            edges = [(at(q), lab, at(r)) for (q, _, r), lab in zip(node.edges, labels)]
-            finals = [at(q) for q in node.finals]
-            out = len(code)
-            code.extend((_AUTO, len(order), 0, len(edges)))
-            for e in edges:
-                code.extend(e)
-            code.append(len(finals))
-            code.extend(finals)
+            out = write_automaton(code, node, [enc(label) for _, label, _ in node.edges])
         else:
             raise GrammarError(f"cannot compile IR node {node!r}")
         seen[id(node)] = (node, out)

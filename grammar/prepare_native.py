@@ -23,7 +23,7 @@ import numpy as np
 from . import ir, native
 from .errors import GrammarError
 from .normalize import prepare
-from .nfa import _ALT, _AUTO, _BYTES, _CLASS, _LIT, _REF, _REPEAT, _SEQ, Nfa, _class_template
+from .nfa import _ALT, _CLASS, _LIT, _REF, _REPEAT, _SEQ, Nfa, write_automaton, write_bytes, write_template
 from .regex import parse_regex
 
 _INT32_MIN, _INT32_MAX = -(2 ** 31), 2 ** 31 - 1
@@ -74,38 +74,9 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
         key = (n.ranges, n.negated)
         out = classes.get(key)  # (ranges as lists: a TypeError, the Python passes)
         if out is None:
-            k, s_edges, rows, empty = _class_template(n.ranges, n.negated)
-            toff = len(code)
-            code.extend((k, int(empty), len(s_edges) + sum(map(len, rows))))
-            for a, b, d in s_edges:
-                code.extend((-1, a, b, d))
-            for j, row in enumerate(rows):
-                for a, b, d in row:
-                    code.extend((j, a, b, d))
+            toff = write_template(code, n.ranges, n.negated)
             out = classes[key] = len(code)
             code.extend((_CLASS, toff, int(bool(n.ranges) or bool(n.negated))))
-        return out
-
-    def byteclass(n) -> int:
-        out = len(code)
-        code.extend((_BYTES, len(n.ranges)))
-        for lo, hi in n.ranges:
-            code.extend((lo, hi))
-        return out
-
-    def automaton(n, sub) -> int:
-        labels = [sub(label) for _, label, _ in n.edges]
-        order: dict = {}  # automaton state -> its rank of first use (nfa._encode's `at`)
-        at = lambda q: order.setdefault(q, len(order))  # noqa: E731
-        at(n.start)
-        edges = [(at(q), lab, at(r)) for (q, _, r), lab in zip(n.edges, labels)]
-        finals = [at(q) for q in n.finals]
-        out = len(code)
-        code.extend((_AUTO, len(order), 0, len(edges)))
-        for e in edges:
-            code.extend(e)
-        code.append(len(finals))
-        code.extend(finals)
         return out
 
     def bounds(lo, hi) -> None:  # (a max below 0 would read as unbounded in the code)
@@ -162,9 +133,9 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
         elif t is Regex:
             out = penc(parse_regex(n.pattern))
         elif t is ByteClass:
-            out = byteclass(n)
+            out = write_bytes(code, n.ranges)
         elif t is Automaton:
-            out = automaton(n, enc)
+            out = write_automaton(code, n, [enc(label) for _, label, _ in n.edges])
         else:  # a subclass or an unknown node: the Python passes (and their error)
             raise _Unsupported
         memo[id(n)] = out
@@ -191,11 +162,11 @@ def encode_raw(rules: dict, index: dict) -> tuple[list, bytearray, list]:
             out = len(code)
             code.extend((_REPEAT, item, n.min, -1 if n.max is None else n.max))
         elif t is ByteClass:
-            out = byteclass(n)
+            out = write_bytes(code, n.ranges)
         elif t is Ref:
             out = ref(n.name)
         elif t is Automaton:
-            out = automaton(n, penc)
+            out = write_automaton(code, n, [penc(label) for _, label, _ in n.edges])
         else:
             raise _Unsupported
         plain[id(n)] = (n, out)
