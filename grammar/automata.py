@@ -118,10 +118,10 @@ class CharNfa:
         (one edge over all of ALL: a pattern's trailing `.*` once its match is complete)."""
         out = set()
         for u, edges in enumerate(self.edges):
-            for ranges, t in edges:
-                if ranges == ALL and u in self.closure((t,)) and not self.finals.isdisjoint(self.closure((u,))):
-                    out.add(u)
-                    break
+            loops = [t for ranges, t in edges if ranges == ALL]
+            if loops and not self.finals.isdisjoint(self.closure((u,))) and \
+                    any(u in self.closure((t,)) for t in loops):
+                out.add(u)
         return frozenset(out)
 
 
