@@ -131,6 +131,7 @@ class CompiledGrammar:
         self._warmed = False  # warmup() has run
         self._shortest = None  # ShortestCompletion, built on first use
         self._budget_profiles: OrderedDict = OrderedDict()
+        self._end_rooms: dict[int, tuple[float, float]] = {}  # see _end_room
         self._shortest_texts: OrderedDict = OrderedDict()
         self._closings: OrderedDict = OrderedDict()
 
@@ -211,41 +212,47 @@ class CompiledGrammar:
         level = self.levels[-1]
         k = level.k
         cid = level.intern(frozenset((truncate_stack(stack, k),)))
-        ends, any_dependent = level.token_end_states(cid)  # [n walkable] config ids, 0 = rejected
-        below = sum(sc.best(d) for d in stack[:-k]) if len(stack) > k else 0
-        live = np.unique(ends[ends != 0])
-        room = np.full(len(level.configs), np.inf)  # [configs] shortest completion after each end
+        ends, live, any_dependent = level.token_end_states(cid)  # [V] config ids, 0 = rejected
+        cut = len(stack) > k
+        below = sum(sc.best(d) for d in stack[:-k]) if cut else 0
+        rooms = []  # the shortest completion after each live end configuration
         for c in live.tolist():
-            room[c] = min((self._room(st, sc, below, k, len(stack) > k) for st in level.configs[c]), default=np.inf)
-        tok_room = room[ends]  # [n walkable]; inf: rejected or context-dependent
-        order = np.argsort(tok_room, kind="stable")  # tokens by room, the rejected (inf) last
-        by_room = tok_room[order]
-        finite = int(np.searchsorted(by_room, np.inf))
-        lengths, starts = np.unique(by_room[:finite], return_index=True)
-        starts = starts.tolist() + [finite]
-        unions, fits = [], np.zeros(self.vocab.size, dtype=bool)
-        for j in range(len(lengths)):  # cumulative: a budget takes every group up to it in one lookup
-            fits[self.vocab.token_ids[order[starts[j]:starts[j + 1]]]] = True
-            unions.append(pack_bits(fits, self.vocab.num_words))
-        lengths = lengths.tolist()
+            whole, marked = self._end_room(level, c, sc)
+            rooms.append(min(whole, marked + below) if cut else whole)
+        lengths = sorted({r for r in rooms if r < np.inf})
+        # each end configuration's group: the index of its room in lengths (inf: past the last)
+        group = np.full(int(live.max()) + 1 if live.size else 1, len(lengths), dtype=np.int32)
+        group[live] = [bisect_right(lengths, r) - 1 if r < np.inf else len(lengths) for r in rooms]
+        group[0] = len(lengths)  # rejected, context-dependent or special
+        tok_group = group.take(ends)  # [V]
+        # cumulative: a budget takes every group up to it in one lookup
+        unions = [pack_bits(tok_group <= j, self.vocab.num_words) for j in range(len(lengths))]
         # context-dependent tokens are not in any group: their room is unknown, so a budget
         # mask is needed whenever they exist
         longest = float("inf") if any_dependent else (lengths[-1] if lengths else 0)
         return longest, lengths, unions
 
-    @staticmethod
-    def _room(st: tuple, sc, below: float, k: int, cut: bool) -> float:
-        """The shortest completion from an end stack of a budget walk.  Under MARK sit the frames
-        cut off: exactly the start stack's own (`below`) only when the start was cut and the
-        token left fewer than k frames above them; a full window may have pushed more frames out
-        of sight, so its room is unknown (inf: the token is left out, never let through)."""
-        if not st:
-            return 0
-        if st[0] != MARK:
-            return sum(sc.best(d) for d in st)
-        if not cut or len(st) - 1 >= k:
-            return np.inf
-        return sum(sc.best(d) for d in st[1:]) + below
+    def _end_room(self, level, c: int, sc) -> tuple[float, float]:
+        """A budget walk's end configuration c: (the shortest completion of its whole stacks, that
+        of its cut ones (MARK first) with fewer than k frames above the mark, to which the frames
+        cut off from the walk's start add).  Memoized per configuration: both depend on c alone.
+
+        A cut stack's own frames are exactly the start stack's cut-off ones (`below`) only when
+        the start was cut and the token left fewer than k frames above them; a full window may
+        have pushed more frames out of sight, so its room is unknown (the token is left out,
+        never let through)."""
+        memo = self._end_rooms.get(c)
+        if memo is None:
+            whole = marked = np.inf
+            for st in level.configs[c]:
+                if not st:
+                    whole = 0
+                elif st[0] != MARK:
+                    whole = min(whole, sum(sc.best(d) for d in st))
+                elif len(st) - 1 < level.k:
+                    marked = min(marked, sum(sc.best(d) for d in st[1:]))
+            memo = self._end_rooms[c] = (whole, marked)
+        return memo
 
     def shortest_completion(self, config) -> bytes | None:
         """The bytes of one shortest way to finish from `config` (b"" if it can end now)."""

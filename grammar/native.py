@@ -24,7 +24,7 @@ SOURCE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pda_core
 
 _P, _I32, _I64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64
 _SIGNATURES = {  # name: (restype, argtypes)
-    "gs_core_new": (_P, [_I64] + [_P] * 7 + [_I32] + [_P] * 18 + [_I32, _I64, _I64, _I32]),
+    "gs_core_new": (_P, [_I64] + [_P] * 7 + [_I32] + [_P] * 17 + [_I32, _I64, _I64, _I32]),
     "gs_core_free": (None, [_P]),
     "gs_live_cores": (_I64, []),
     "gs_nfa_live": (_I64, [_I64] + [_P] * 6 + [_I32, _P, _P, _I32, _P]),
@@ -55,6 +55,7 @@ _SIGNATURES = {  # name: (restype, argtypes)
     "gs_single": (_I32, [_P, _I32, _I32]),
     "gs_step_bytes": (_I32, [_P, _I32, _I32, ctypes.c_char_p, _I64]),
     "gs_scan": (_I64, [_P, _I32, _I32, _P, _P, _P, _P, _P]),
+    "gs_last_succ": (None, [_P, _P]),
     "gs_num_masks": (_I64, [_P, _I32]),
     "gs_level_mask": (_I64, [_P, _I32, _I32, _P, _P, _P, _I64]),
     "gs_set_levels": (None, [_P, _P, _I32, _I32, _P]),

@@ -208,14 +208,17 @@ class Level:
                 if ns != 0 or fl:
                     nodes.append(c)
 
-    def token_end_states(self, cid: int) -> tuple[np.ndarray, bool]:
-        """(int32 [walkable tokens] in vocab.token_ids order: the configuration id each token
-        leads to from `cid`, 0 = rejected or context-dependent;  whether any token is
-        context-dependent).  One fresh walk, nothing cached."""
+    def token_end_states(self, cid: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(int32 [vocabulary size] by token id: the configuration id each token leads to from
+        `cid`, 0 = rejected, context-dependent or not walkable (special);  the distinct nonzero
+        ones;  whether any token is context-dependent).  One fresh walk, nothing cached."""
         v = self.vocab
         state, flag = self._numpy_states(cid)
-        ends = state[v.token_node].astype(np.int32)
-        return ends, bool((flag[v.token_node] & (ends == 0)).any())
+        walked = state[v.token_node].astype(np.int32)
+        ends = np.zeros(v.size, dtype=np.int32)
+        ends[v.token_ids] = walked
+        live = np.unique(walked[walked != 0])
+        return ends, live, bool((flag[v.token_node] & (walked == 0)).any())
 
     def _walk(self, cid: int):
         """Walk the vocabulary trie from configuration cid (see vocab.py): token verdicts."""

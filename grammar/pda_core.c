@@ -137,7 +137,7 @@ typedef struct {
                                         through, the level of full configurations */
     const uint32_t *meos;            /* the EOS words */
     uint32_t *need; uint32_t need_epoch;  /* a restricted walk's nodes on a path to a token */
-    const int32_t *tok, *tok_pos;    /* tokens in preorder: ids, positions in vocab.token_ids */
+    const int32_t *tok;              /* tokens in preorder: their ids */
     const int32_t *big_slot;         /* [N]: row of big_words of the tokens strictly below, or -1 */
     const uint32_t *big_words;       /* [S][words] (vocab.py: big_below_words) */
     const uint64_t *big_lens;        /* [S][4]: their lengths (vocab.py: big_below_lens), or NULL */
@@ -865,7 +865,7 @@ int64_t gs_live_cores(void) { return __atomic_load_n(&live_cores, __ATOMIC_RELAX
 Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const int32_t *eps_off,
                   const int32_t *eps, const int32_t *nc_off, const int32_t *nc, const uint8_t *nfa_final,
                   int32_t n_rules, const int32_t *rule_start, const Node *node,
-                  const uint64_t *pre_sub, const int32_t *tok, const int32_t *tok_pos,
+                  const uint64_t *pre_sub, const int32_t *tok,
                   const int32_t *tok_len, const int32_t *pre_parent,
                   const int32_t *tok_node, const uint8_t *tok_bytes, const int64_t *tok_off,
                   const int32_t *big_slot, const uint32_t *big_words, const uint64_t *big_lens,
@@ -880,7 +880,7 @@ Core *gs_core_new(int64_t nfa_n, const int32_t *eb_off, const int32_t *eb, const
     h->n_rules = n_rules;
     h->starts = malloc((size_t)(n_rules ? n_rules : 1) * 4);
     h->node = node; h->pre_sub = pre_sub;
-    h->tok = tok; h->tok_pos = tok_pos; h->n_nodes = n_nodes;
+    h->tok = tok; h->n_nodes = n_nodes;
     for (int b = 0, i = 1; b <= 256; b++) {  /* the root's children, in byte order */
         while (i < n_nodes && node[i].byte < b) i += node[i].size;
         h->root_from[b] = (int32_t)(i < n_nodes ? i : n_nodes);
@@ -1079,7 +1079,7 @@ static inline int verdict(Core *h, Level *L, int32_t ns, uint8_t f, int64_t a, i
     if (ns > 0) {
         if (add_successor(h, L, ns)) return -1;
         if (acc) { if (w) or_words(acc, w, h->words); else set_bits(acc, h->tok, a, b); }
-        if (ends) for (int64_t j = a; j < b; j++) ends[h->tok_pos[j]] = ns;
+        if (ends) for (int64_t j = a; j < b; j++) ends[h->tok[j]] = ns;
         return 0;
     }
     if (!f) return 0;
@@ -1165,7 +1165,7 @@ static int chain_verdicts(Core *h, Level *L, int64_t r, int32_t d0, int64_t a, i
             if (st > 0) {
                 met[rel] = 1;
                 if (acc) acc[h->tok[j] >> 5] |= 1u << (h->tok[j] & 31);
-                if (ends) ends[h->tok_pos[j]] = st;
+                if (ends) ends[h->tok[j]] = st;
             } else if (h->fchain[rel]) {
                 if (dep) dep[h->tok[j] >> 5] |= 1u << (h->tok[j] & 31);
                 any = 1;
@@ -1446,8 +1446,8 @@ static __attribute__((noinline)) int keep_skip(Core *h, Level *L, int64_t r, int
    but the configurations they end in are not listed among the successors (h->succ_partial; not
    with h->no_closed set).
    Writes the accepted / dependent bits into acc / dep (zeroed by the caller; either may be NULL),
-   and with `ends` (zeroed, [walkable tokens] by position in vocab.token_ids) the configuration
-   each accepted token ends in.  *any_dep: some token is context-dependent.  With `only` (bit
+   and with `ends` (zeroed, [vocabulary size] by token id) the configuration each accepted token
+   ends in.  *any_dep: some token is context-dependent.  With `only` (bit
    words by token id), the walk may stop at the subtrees that hold none of those tokens: the
    verdicts of the other tokens are then incomplete (callers AND with `only`).  Returns the number
    of distinct live end configurations (left in h->succ: gs_level_mask copies them out), or -1 on error. */
@@ -1554,6 +1554,9 @@ int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, 
 /* ---------------------------------------------------------------- masks */
 
 int64_t gs_num_masks(Core *h, int32_t lv) { return h->lv[lv].n_masks; }
+
+/* the live end configurations of the last gs_scan (its return value counts them) into out */
+void gs_last_succ(Core *h, int32_t *out) { memcpy(out, h->succ, (size_t)h->succ_n * 4); }
 
 /* level lv's mask of configuration cid: one scan on first use, cached (0, or -1 on error); with
    `exact`, its successors are all listed (a scan again if the cached one left some out) */

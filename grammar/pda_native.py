@@ -41,8 +41,7 @@ class NativeCore:
         self.h = lib.gs_core_new(len(arrays[0]) - 1, *(a.ctypes.data for a in arrays[:7]), self.n_rules,
                                  arrays[7].ctypes.data,
                                  *(a.ctypes.data for a in (v.pre_nodes, v.pre_sub_bytes, v.sub_tokens32,
-                                                           v.sub_token_pos32, v.sub_token_len, v.pre_parent,
-                                                           v.token_pre_node, v.token_bytes, v.token_offsets,
+                                                           v.sub_token_len, v.pre_parent, v.token_pre_node, v.token_bytes, v.token_offsets,
                                                            v.big_below_slot, v.big_below_words)),
                                  v.big_below_lens.ctypes.data if len(v.big_below_lens) else None,
                                  *(a.ctypes.data for a in (PLAIN_BYTES, v.plain_node_flags, v.plain_next, v.plain_le_words,
@@ -218,13 +217,16 @@ class NativeLevel:
         """Masks cached so far."""
         return self.core.lib.gs_num_masks(self.core.h, self.lv)
 
-    def token_end_states(self, cid: int) -> tuple[np.ndarray, bool]:
-        """As pda.Level.token_end_states: (the configuration id each walkable token leads to from
-        `cid`, 0 = rejected or context-dependent; whether any token is context-dependent)."""
+    def token_end_states(self, cid: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """As pda.Level.token_end_states: (int32 [vocabulary size] by token id: the configuration
+        id each token leads to from `cid`, 0 = rejected or context-dependent; the distinct
+        nonzero ones; whether any token is context-dependent)."""
         core = self.core
-        ends = np.zeros(self.vocab.token_ids.size, dtype=np.int32)
-        core.check(core.lib.gs_scan(core.h, self.lv, cid, None, None, ends.ctypes.data, core._p_any_dep, None))
-        return ends, bool(core._any_dep[0])
+        ends = np.zeros(self.vocab.size, dtype=np.int32)
+        n = core.check(core.lib.gs_scan(core.h, self.lv, cid, None, None, ends.ctypes.data, core._p_any_dep, None))
+        live = np.empty(n, dtype=np.int32)
+        core.lib.gs_last_succ(core.h, live.ctypes.data)
+        return ends, live, bool(core._any_dep[0])
 
 
 class NativeConfigs:

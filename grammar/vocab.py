@@ -21,7 +21,7 @@ ranks and its tokens one range of `sub_tokens` (the tokens in depth-first order)
                          sub_tokens[tlo[r + 1]:tlo[r + size[r]]]), depth, last byte, height
     pre_sub_bytes [N,4]  uint64: the bytes on the edges strictly below each node (256 bits)
     pre_parent    [N]    parent's rank;  token_pre_node [V]: token id -> its node's rank (-1)
-    sub_tokens32, sub_token_pos32, sub_token_len [n]: each token's id, position in token_ids, length
+    sub_tokens32, sub_token_len [n]: each token's id and length
     big_below_slot [N], big_below_words [S, words]: for the S nodes with >= BIG_BELOW tokens
                          strictly below, those tokens as mask words (the walk ORs them);
                          big_below_lens [S, 4]: their lengths as a 256-bit set
@@ -161,7 +161,6 @@ class Vocabulary:
         self.pre_nodes = nodes
         self.pre_sub_bytes = np.ascontiguousarray(sub[by_pre])
         self.sub_tokens32 = self.sub_tokens.astype(np.int32)  # the C walk's copies
-        self.sub_token_pos32 = order.astype(np.int32)  # positions in token_ids order
         self.pre_parent = pre[self.parent[by_pre]].astype(np.int32)  # [N] (the root's: 0)
         self.token_pre_node = np.full(self.size, -1, dtype=np.int32)  # [V] token id -> its node's rank
         self.token_pre_node[self.token_ids] = pre[self.token_node]
