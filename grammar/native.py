@@ -56,6 +56,7 @@ _SIGNATURES = {  # name: (restype, argtypes)
     "gs_step_bytes": (_I32, [_P, _I32, _I32, ctypes.c_char_p, _I64]),
     "gs_scan": (_I64, [_P, _I32, _I32, _P, _P, _P, _P, _P]),
     "gs_last_succ": (None, [_P, _P]),
+    "gs_pool_masks": (_I64, []),
     "gs_num_masks": (_I64, [_P, _I32]),
     "gs_level_mask": (_I64, [_P, _I32, _I32, _P, _P, _P, _I64]),
     "gs_set_levels": (None, [_P, _P, _I32, _I32, _P]),

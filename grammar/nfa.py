@@ -63,6 +63,7 @@ _NODE_TYPES = (ir.Literal, ir.CharClass, ir.ByteClass, ir.Seq, ir.Alt, ir.Repeat
 # node kinds of the flat code gs_nfa_build reads (pda_core.c: NB_LIT ...)
 _LIT, _REF, _CLASS, _BYTES, _SEQ, _ALT, _REPEAT, _AUTO = range(8)
 _INT32 = 2 ** 31 - 1
+_THREE_POINTERS = ctypes.c_void_p * 3  # made once: each new ctypes array type is a GC cycle
 
 
 def write_template(code: list, ranges, negated: bool) -> int:
@@ -435,7 +436,7 @@ class Nfa:
         """The CSR arrays of a gs_nfa_build handle, which is released."""
         try:
             info = np.zeros(5, dtype=np.int64)
-            bufs = (ctypes.c_void_p * 3)()
+            bufs = _THREE_POINTERS()
             lib.gs_nfa_result(handle, info.ctypes.data, ctypes.addressof(bufs))
             n, nb, ne, nc, dead = info.tolist()
             self.n = n

@@ -591,6 +591,69 @@ static int32_t dfa_step(Core *h, int32_t d, int b) {
     return t;
 }
 
+/* ---------------------------------------------------------------- mask buffers
+
+   A cold mask is written into memory the process has not touched yet: each fresh 4 KiB page
+   costs a page fault (a kernel entry and a page cleared), 1.5 of them per 6 KiB mask of a 49k
+   vocabulary.  When a grammar leaves its cache its masks went back to the heap, whose top glibc
+   returns to the kernel, so the next grammar's masks faulted again.  Mask buffers freed with a
+   core go to a process-wide pool (at most POOL_BYTES, one vocabulary size at a time) that the
+   next cores' masks come from.  A spin lock guards it (cores run on several threads; each hold is
+   a few instructions, except when a vocabulary of another size empties the pool). */
+#define POOL_BYTES ((int64_t)64 << 20)
+
+static struct { char lock; void *head; int64_t n, words; } mpool;
+
+static void pool_lock(void) { while (__atomic_test_and_set(&mpool.lock, __ATOMIC_ACQUIRE)) {} }
+static void pool_unlock(void) { __atomic_clear(&mpool.lock, __ATOMIC_RELEASE); }
+
+/* a buffer of `words` words (contents undefined), NULL when out of memory */
+static uint32_t *mask_new(int64_t words) {
+    void *m = NULL;
+    pool_lock();
+    if (mpool.head && mpool.words == words) {
+        m = mpool.head;
+        mpool.head = *(void **)m;
+        mpool.n--;
+    }
+    pool_unlock();
+    return m ? m : malloc((size_t)words * 4);
+}
+
+/* give back a mask_new buffer (NULL: nothing) */
+static void mask_drop(uint32_t *m, int64_t words) {
+    if (!m) return;
+    void *spill = NULL;  /* the pool's buffers of another vocabulary size, freed outside the lock */
+    pool_lock();
+    if (mpool.words != words) {
+        spill = mpool.head;
+        mpool.head = NULL;
+        mpool.n = 0;
+        mpool.words = words;
+    }
+    if (words * 4 >= (int64_t)sizeof(void *) && (mpool.n + 1) * words * 4 <= POOL_BYTES) {
+        *(void **)m = mpool.head;
+        mpool.head = m;
+        mpool.n++;
+        m = NULL;
+    }
+    pool_unlock();
+    free(m);
+    while (spill) {
+        void *next = *(void **)spill;
+        free(spill);
+        spill = next;
+    }
+}
+
+/* buffers in the pool now (tests read it) */
+int64_t gs_pool_masks(void) {
+    pool_lock();
+    const int64_t n = mpool.n;
+    pool_unlock();
+    return n;
+}
+
 /* ---------------------------------------------------------------- closures */
 
 /* the closure of one stack at level L (memoized): its stacks are L->cl_pool[*off .. *off + n) */
@@ -920,8 +983,8 @@ void gs_core_free(Core *h) {
         Level *L = &h->lv[i];
         for (int64_t c = 0; c < L->n; c++) {
             free(L->rows[c]);
-            free(L->macc[c]);
-            free(L->mdep[c]);
+            mask_drop(L->macc[c], h->words);
+            mask_drop(L->mdep[c], h->words);
             free(L->msucc[c]);
         }
         free(L->macc); free(L->mdep); free(L->msucc); free(L->nsucc); free(L->many);
@@ -937,7 +1000,7 @@ void gs_core_free(Core *h) {
     free(h->trans); free(h->tmap); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
-    for (int64_t i = 0; i < h->smask_cap; i++) if (h->smask_own[i]) free(h->smask[i]);
+    for (int64_t i = 0; i < h->smask_cap; i++) if (h->smask_own[i]) mask_drop(h->smask[i], h->words);
     free(h->smask); free(h->smask_own); free(h->sdep);
     free(h->todo); free(h->dst); free(h->dfl); free(h->drow); free(h->dmap);
     for (int64_t i = 0; i < h->n_cmaps; i++) free(h->cmaps[i]);
@@ -1567,7 +1630,7 @@ static int level_mask(Core *h, int32_t lv, int32_t cid, int exact) {
     /* the scan writes the accepted words in place (a rescan for the successors finds the same
        mask: written over the cached one, which stack masks may point at) and the dependent ones
        into scratch words, copied out only when there are some (then cleared again) */
-    uint32_t *acc = L->macc[cid] ? L->macc[cid] : malloc((size_t)W * 4);
+    uint32_t *acc = L->macc[cid] ? L->macc[cid] : mask_new(W);
     if (!acc) return -1;
     memset(acc, 0, (size_t)W * 4);
     int32_t any = 0;
@@ -1577,16 +1640,16 @@ static int level_mask(Core *h, int32_t lv, int32_t cid, int exact) {
     L = &h->lv[lv];  /* (the level struct itself never moves; its arrays may have) */
     if (n < 0) {
         memset(h->sdep, 0, (size_t)W * 4);
-        if (acc != L->macc[cid]) free(acc);
+        if (acc != L->macc[cid]) mask_drop(acc, W);
         return -1;
     }
     const uint8_t partial = (uint8_t)h->succ_partial;
     int32_t *succ = n > 0 ? malloc((size_t)n * 4) : NULL;
-    uint32_t *dep = any ? (L->mdep[cid] ? L->mdep[cid] : malloc((size_t)W * 4)) : NULL;
+    uint32_t *dep = any ? (L->mdep[cid] ? L->mdep[cid] : mask_new(W)) : NULL;
     if ((n > 0 && !succ) || (any && !dep)) {
         free(succ);
-        if (acc != L->macc[cid]) free(acc);
-        if (dep != L->mdep[cid]) free(dep);
+        if (acc != L->macc[cid]) mask_drop(acc, W);
+        if (dep != L->mdep[cid]) mask_drop(dep, W);
         if (any) memset(h->sdep, 0, (size_t)W * 4);
         return -1;
     }
@@ -1637,7 +1700,7 @@ static int64_t stack_mask(Core *h, const int32_t *levels, int32_t n_levels, int3
     *res = L->macc[c];
     *owned = 0;
     if (!L->many[c]) return 0;
-    uint32_t *out = malloc((size_t)W * 4);
+    uint32_t *out = mask_new(W);
     uint32_t *pending = malloc((size_t)W * 4), *acc = malloc((size_t)W * 4), *dep = malloc((size_t)W * 4);
     int rc = -1;
     if (!out || !pending || !acc || !dep) goto done;
@@ -1672,7 +1735,7 @@ static int64_t stack_mask(Core *h, const int32_t *levels, int32_t n_levels, int3
     rc = 0;
 done:
     free(pending); free(acc); free(dep);
-    if (rc) free(out);
+    if (rc) mask_drop(out, W);
     else { *res = out; *owned = 1; }
     return rc;
 }
@@ -1713,7 +1776,7 @@ int64_t gs_config_mask(Core *h, int32_t cid, uint32_t *out) {
         if (!m) {
             if (h->n_smask >= STACK_MASKS) {
                 for (int64_t j = 0; j < h->smask_cap; j++) {
-                    if (h->smask_own[j]) free(h->smask[j]);
+                    if (h->smask_own[j]) mask_drop(h->smask[j], W);
                     h->smask[j] = NULL;
                     h->smask_own[j] = 0;
                 }

@@ -12,6 +12,8 @@ Not thread-safe on its own: the CompiledGrammar's lock serializes every call on 
 """
 from __future__ import annotations
 
+import sys
+import threading
 import weakref
 
 import numpy as np
@@ -29,6 +31,40 @@ class _Buffer:
     def resize(self, n: int) -> None:
         self.a = np.empty(n, dtype=np.int32)
         self.p = self.a.ctypes.data
+
+
+SLAB_ROWS = 32  # mask rows per slab (192 KiB for a 49k vocabulary)
+SLAB_POOL = 64  # slabs kept for the next grammars (12 MiB at 49k)
+_slab_pool: dict[int, list[np.ndarray]] = {}  # num_words -> slabs free for reuse
+_retired: list[np.ndarray] = []  # slabs of dead cores, reusable once no view of them is left
+_slab_lock = threading.Lock()
+
+
+def _retire(slabs: list[np.ndarray]) -> None:
+    """A core's finalizer: its slabs become reusable (see _new_slab).  It takes no lock (a
+    finalizer can run inside _new_slab's, from a GC pass): one list extend is atomic."""
+    _retired.extend(slabs)
+    slabs.clear()
+
+
+def _new_slab(words: int) -> np.ndarray:
+    """A [SLAB_ROWS, words] int32 slab, contents undefined.  A fresh one faults in each of its pages
+    on first write (48 for a 49k vocabulary); one of a dead grammar is reused instead once no view
+    of it (a mask handed out, still held) is left: its reference count is then only ours."""
+    with _slab_lock:  # (only here are slabs taken out of _retired: none is handed out twice)
+        pool = _slab_pool.setdefault(words, [])
+        if not pool and _retired:
+            n = len(_retired)
+            batch = _retired[:n]
+            del _retired[:n]  # (a finalizer may append meanwhile: after position n)
+            for slab in batch:
+                # references: batch's, the loop's and getrefcount's argument; a view adds its own
+                if sys.getrefcount(slab) <= 3 and slab.shape[1] == words and len(pool) < SLAB_POOL:
+                    pool.append(slab)  # (a slab still seen through a view is freed with it)
+            del batch, slab
+        if pool:
+            return pool.pop()
+    return np.empty((SLAB_ROWS, words), dtype=np.int32)
 
 
 class NativeCore:
@@ -61,6 +97,8 @@ class NativeCore:
         self.level_ids = np.zeros(0, dtype=np.int32)  # the mask levels, first to last (set_levels)
         self._p_level_ids = 0
         self._slab, self._slab_used, self._slab_p = np.zeros((0, vocab.num_words), dtype=np.int32), 0, 0
+        self._slabs: list[np.ndarray] = []  # every slab taken (reused by later grammars: _retire)
+        weakref.finalize(self, _retire, self._slabs)
 
     def set_levels(self, levels: list["NativeLevel"], full: "NativeLevel", eos: np.ndarray) -> None:
         """The levels stack masks go through (first to last), the level of full configurations and
@@ -86,7 +124,8 @@ class NativeCore:
         the C calls that fill one write every word."""
         slab, i = self._slab, self._slab_used
         if i == slab.shape[0]:
-            slab = self._slab = np.empty((min(2 * max(slab.shape[0], 4), 256), self.vocab.num_words), dtype=np.int32)
+            slab = self._slab = _new_slab(self.vocab.num_words)
+            self._slabs.append(slab)
             self._slab_p, i = slab.ctypes.data, 0
         self._slab_used = i + 1
         return slab[i], self._slab_p + i * slab.strides[0]
@@ -132,8 +171,11 @@ class NativeDfa:
 
     def __init__(self, core: NativeCore):
         self.core = core
-        self.sets = self
         self._cache: dict[int, frozenset] = {}
+
+    @property
+    def sets(self) -> "NativeDfa":
+        return self  # (a property, not an attribute: that would be a reference cycle)
 
     def __getitem__(self, d: int) -> frozenset:
         got = self._cache.get(d)
@@ -148,20 +190,32 @@ class NativeDfa:
 
 
 class _Configs:
-    """level.configs[cid] as pda.Level has it: a frozenset of stack tuples (built on demand)."""
+    """level.configs[cid] as pda.Level has it: a frozenset of stack tuples (built on demand).  It
+    holds the core and the level's index, not the level (which holds it): no reference cycle, so
+    a dropped grammar's C tables go with its last reference, not at the next cyclic GC pass."""
 
-    def __init__(self, level: "NativeLevel"):
-        self.level = level
+    def __init__(self, core: NativeCore, lv: int):
+        self.core, self.lv = core, lv
         self._cache: dict[int, frozenset] = {}
 
     def __len__(self) -> int:
-        return self.level.core.lib.gs_num_configs(self.level.core.h, self.level.lv)
+        return self.core.lib.gs_num_configs(self.core.h, self.lv)
 
     def __getitem__(self, cid: int) -> frozenset:
         got = self._cache.get(cid)
         if got is None:
-            got = self._cache[cid] = frozenset(map(self.level.core.stack_tuple, self.level.sids(cid)))
+            got = self._cache[cid] = frozenset(map(self.core.stack_tuple, _sids(self.core, self.lv, cid)))
         return got
+
+
+def _sids(core: NativeCore, lv: int, cid: int) -> list[int]:
+    """The stack nodes of configuration cid of level lv (sorted: END = 0 and EXIT = 1 first)."""
+    buf = core.ids
+    n = core.lib.gs_config_len(core.h, lv, cid)
+    if n > buf.a.size:
+        buf.resize(2 * n)
+    core.lib.gs_config_stacks(core.h, lv, cid, buf.p)
+    return buf.a[:n].tolist()
 
 
 class NativeLevel:
@@ -172,7 +226,7 @@ class NativeLevel:
     def __init__(self, core: NativeCore, k: int):
         self.core, self.k, self.vocab = core, k, core.vocab
         self.lv = core.check(core.lib.gs_level_new(core.h, k))
-        self.configs = _Configs(self)
+        self.configs = _Configs(core, self.lv)
         self.successors: dict[int, np.ndarray] = {}
 
     def intern(self, config: frozenset) -> int:
@@ -186,12 +240,7 @@ class NativeLevel:
 
     def sids(self, cid: int) -> list[int]:
         """The stack nodes of configuration cid (sorted: END = 0 and EXIT = 1 first)."""
-        core, buf = self.core, self.core.ids
-        n = core.lib.gs_config_len(core.h, self.lv, cid)
-        if n > buf.a.size:
-            buf.resize(2 * n)
-        core.lib.gs_config_stacks(core.h, self.lv, cid, buf.p)
-        return buf.a[:n].tolist()
+        return _sids(self.core, self.lv, cid)
 
     def singles(self, cid: int) -> list[int]:
         """As pda.Level.singles: the one-stack configurations of cid's stacks (END, EXIT left out)."""

@@ -128,6 +128,65 @@ def test_c_tables_are_freed_with_the_grammar(smollm2_vocab):
     assert lib.gs_live_cores() == base
 
 
+def test_a_dropped_grammar_is_freed_at_once_and_its_mask_memory_reused(smollm2_vocab, monkeypatch):
+    """With the cyclic GC off, dropping the last reference to a grammar frees its C automaton
+    (no reference cycle holds it until a GC pass), its mask buffers go to the pool that the next
+    grammar's masks come from, and the next grammar's masks are still exact."""
+    lib = native.load()
+    if lib is None:
+        pytest.skip("native automaton unavailable here")
+    import gc
+
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+              "required": ["a", "b"]}
+    row = allocate_bitmask(1, smollm2_vocab.size)[0]
+    gc.collect()
+    base = lib.gs_live_cores()
+    gc.disable()
+    try:
+        g = GrammarCompiler(smollm2_vocab, cache_size=0).compile_json_schema(schema)
+        m = g.matcher()
+        for text in ('{"a"', ': 1', "2,", ' "b": "x"}'):  # masks for a few states, cold
+            m.fill_bitmask(row)
+            assert m.accept_bytes(text.encode())
+        assert lib.gs_live_cores() == base + 1
+        pooled = lib.gs_pool_masks()
+        del g, m
+        assert lib.gs_live_cores() == base  # freed now, not at the next GC pass
+        assert lib.gs_pool_masks() > pooled  # its masks wait for the next grammar
+    finally:
+        gc.enable()
+    # the next grammar's masks (from the pool) are right: the same as a fresh Python automaton's
+    fast = GrammarCompiler(smollm2_vocab, cache_size=0).compile_json_schema(schema)
+    monkeypatch.setattr(native, "load", lambda: None)  # CompiledGrammar: no C core, Python's
+    slow = GrammarCompiler(smollm2_vocab, cache_size=0).compile_json_schema(schema)
+    ma, mb = fast.matcher(), slow.matcher()
+    row_b = allocate_bitmask(1, smollm2_vocab.size)[0]
+    for text in ('{"a"', ': 1', "2,", ' "b": "x"}'):
+        ma.fill_bitmask(row)
+        mb.fill_bitmask(row_b)
+        assert np.array_equal(row, row_b)
+        assert ma.accept_bytes(text.encode()) and mb.accept_bytes(text.encode())
+
+
+def test_a_mask_held_past_its_grammar_is_never_overwritten(smollm2_vocab):
+    """Mask rows are carved from slabs that later grammars reuse; a mask array someone still
+    holds after its grammar is gone keeps its slab out of reuse, so its bits never change."""
+    g = GrammarCompiler(smollm2_vocab, cache_size=0).compile_regex("[0-9]+")
+    held = g.mask(g.initial)
+    before = held.copy()
+    del g
+    for n in range(6):  # later grammars, with many masks each
+        other = GrammarCompiler(smollm2_vocab, cache_size=0).compile_choice([f"w{n}{i}" for i in range(40)])
+        m = other.matcher()
+        row = allocate_bitmask(1, smollm2_vocab.size)[0]
+        for _ in range(3):
+            m.fill_bitmask(row)
+            assert m.accept_token(int(np.flatnonzero(np.unpackbits(row.view(np.uint8), bitorder="little"))[0]))
+        del other, m
+    assert np.array_equal(held, before)
+
+
 def test_nfa_trim_in_c_equals_python(monkeypatch):
     """A piece that matches nothing (an empty alternative inside a sequence) leaves states that
     cannot reach the end: the C trim (gs_nfa_live) drops exactly the edges the Python one does."""
