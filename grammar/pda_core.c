@@ -103,6 +103,8 @@ typedef struct {
     int16_t *dkeep_pop;              /* [dcap]: its size */
     int32_t *imap, *iset; int64_t *ieoff; uint8_t *icand;  /* nfa_immortal's search (IMAP slots,
                                         IMMORTAL_MAX states) */
+    uint32_t *islot; int32_t imap_n; /* the map's slots the last search filled (cleared by the next
+                                        one: not the whole map, 16 KiB, each time) */
     int32_t *iedge; int64_t iedge_cap; int32_t *iclos; int64_t iclos_cap;
     int32_t **trans;                 /* [dcap]: one cell per byte class (set when ready),
                                         T_UNKNOWN until a step needs it */
@@ -995,7 +997,7 @@ void gs_core_free(Core *h) {
     }
     free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
     free(h->pairs);
-    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->nstable); free(h->imap); free(h->iset); free(h->ieoff); free(h->icand); free(h->iedge); free(h->iclos); free(h->dcut); free(h->dkeep); free(h->nloop); free(h->nloop_pop); free(h->dkeep_pop); free(h->lstamp); free(h->lbuf); free(h->lbuf2);
+    free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->nstable); free(h->imap); free(h->islot); free(h->iset); free(h->ieoff); free(h->icand); free(h->iedge); free(h->iclos); free(h->dcut); free(h->dkeep); free(h->nloop); free(h->nloop_pop); free(h->dkeep_pop); free(h->lstamp); free(h->lbuf); free(h->lbuf2);
     for (int64_t d = 0; d < h->nd; d++) free(h->trans[d]);
     free(h->trans); free(h->tmap); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
@@ -1295,16 +1297,22 @@ static int nfa_immortal(Core *h, int32_t x) {
         h->iset = malloc((size_t)IMMORTAL_MAX * 4);
         h->ieoff = malloc((size_t)(IMMORTAL_MAX + 1) * 8);
         h->icand = malloc((size_t)IMMORTAL_MAX);
-        if (!h->imap || !h->iset || !h->ieoff || !h->icand) return -1;
+        h->islot = malloc((size_t)IMMORTAL_MAX * 4);
+        if (!h->imap || !h->iset || !h->ieoff || !h->icand || !h->islot) return -1;
+        memset(h->imap, 0xff, (size_t)IMAP * 4);
+        h->imap_n = 0;
     }
-    memset(h->imap, 0xff, (size_t)IMAP * 4);
+    for (int32_t i = 0; i < h->imap_n; i++) h->imap[h->islot[i]] = -1;  /* the last search's */
+    h->imap_n = 0;
     const uint64_t *plain = h->plain_set;
     int32_t n = 0;
     int64_t ne = 0;
     uint32_t slot = 0;
     imm_find(h, x, &slot);
     h->imap[slot] = 0;
+    h->islot[n] = slot;
     h->iset[n++] = x;
+    h->imap_n = n;
     int ok = 1;
     for (int32_t i = 0; i < n && ok; i++) {
         const int32_t y = h->iset[i];
@@ -1347,7 +1355,9 @@ static int nfa_immortal(Core *h, int32_t x) {
             if (imm_find(h, t, &slot) >= 0) continue;
             if (n == IMMORTAL_MAX) { ok = 0; break; }
             h->imap[slot] = n;
+            h->islot[n] = slot;
             h->iset[n++] = t;
+            h->imap_n = n;
         }
     }
     if (!ok) {  /* too big: no, for every state met (a cautious verdict: each is not explored again) */
