@@ -40,11 +40,12 @@ VLLM_PY = os.path.join(REPO, "peers", "vllm-venv", "bin", "python")
 TARGETS = {"hf1": 10.0, "hf_best_batch": 2.0}  # issue 2: gramserve >= 10x hf1, >= 2x best static
 STRUCTURED_TARGET = 0.95  # issue 3: JSON-Schema-constrained >= 0.95x unconstrained output tok/s
 # Every request of the structured columns carries this schema: strings, integers, enums and nesting
-# so the mask is exercised on every token.  With at least 8 items its shortest completion is about
-# 290 bytes: no output can finish within 128 tokens, so in the gramserve-json column (no closing)
-# every request runs to max_tokens, as in the unconstrained one, on the model's own tokens.  The
-# closing column takes CLOSING_SCHEMA (one item at least): with this one, close_before_limit would
-# force the shortest completion from the first token on, since it never fits.
+# so the mask is exercised on every token.  With at least 8 items its shortest completion is 270
+# bytes (about 120 tokens): with the names and titles the model writes, outputs run to 128 tokens,
+# so in the gramserve-json column (no closing) every request runs to max_tokens, as in the
+# unconstrained one, on the model's own tokens.  The closing column takes CLOSING_SCHEMA (one item
+# at least, 53 bytes): with BENCH_SCHEMA, close_before_limit (which counts a byte per token left)
+# would force the shortest completion from the first token on, since 270 bytes never fit in 128.
 BENCH_SCHEMA = {
     "type": "object",
     "properties": {
