@@ -9,11 +9,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _throughput():
+    saved = list(sys.path)  # (throughput.py puts benchmarks/ and benchmarks/peers/ in front)
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     try:
         import throughput
     finally:
-        sys.path.pop(0)
+        sys.path[:] = saved
     return throughput
 
 
