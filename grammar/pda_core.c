@@ -1523,7 +1523,7 @@ static __attribute__((noinline)) int keep_skip(Core *h, Level *L, int64_t r, int
    ends in.  *any_dep: some token is context-dependent.  With `only` (bit
    words by token id), the walk may stop at the subtrees that hold none of those tokens: the
    verdicts of the other tokens are then incomplete (callers AND with `only`).  Returns the number
-   of distinct live end configurations (left in h->succ: gs_level_mask copies them out), or -1 on error. */
+   of distinct live end configurations (left in h->succ: gs_level_mask and gs_last_succ copy them out), or -1 on error. */
 int64_t gs_scan(Core *h, int32_t lv, int32_t cid, uint32_t *acc, uint32_t *dep, int32_t *ends,
                 int32_t *any_dep, const uint32_t *only) {
     Level *L = &h->lv[lv];
