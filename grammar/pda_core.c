@@ -1213,6 +1213,10 @@ static int chain_verdicts(Core *h, Level *L, int64_t r, int32_t d0, int64_t a, i
     const uint32_t *w = below_words(h, r);
     uint8_t *met = h->relmet;  /* the lengths (relative to d0) of the accepted tokens: each one's
                                   end configuration is a successor, added once after the loop */
+    int some = 0;  /* some length below is accepted or context-dependent */
+    for (int32_t j = 1; !some && j <= height; j++) some = h->chain[j] > 0 || h->fchain[j];
+    if (!some) return 0;  /* every token below is rejected (a space's subtree when only a digit
+                             may follow): nothing to read, thousands of tokens skipped */
     int all_live = w && !ends;
     for (int32_t j = 1; all_live && j <= height; j++) all_live = h->chain[j] > 0;
     if (all_live) {  /* every token below is accepted: the precomputed words */
