@@ -1354,6 +1354,16 @@ static int nfa_immortal(Core *h, int32_t x) {
                 }
             }
         }
+        /* a state without a successor on some plain byte is no candidate (the fixpoint below
+           would drop it first): its successors are not explored for it (most states of a
+           keyword or a punctuation: the search stays near x instead of crossing the grammar) */
+        uint64_t cov[4] = {0, 0, 0, 0};
+        for (int64_t e = h->ieoff[i]; e < ne; e++) set_range(cov, h->iedge[3 * e], h->iedge[3 * e + 1]);
+        h->icand[i] = (uint8_t)subset4(plain, cov);
+        if (!h->icand[i]) {
+            if (i == 0) break;
+            continue;
+        }
         for (int64_t e = h->ieoff[i]; e < ne && ok; e++) {  /* new targets join the search */
             const int32_t t = h->iedge[3 * e + 2];
             if (imm_find(h, t, &slot) >= 0) continue;
@@ -1369,10 +1379,15 @@ static int nfa_immortal(Core *h, int32_t x) {
         return 0;
     }
     h->ieoff[n] = ne;
+    if (!h->icand[0]) {  /* x itself misses a plain byte */
+        h->nstable[x] = 2;
+        return 0;
+    }
     /* the greatest fixpoint: drop a candidate with a plain byte that no candidate follows */
-    for (int32_t i = 0; i < n; i++) {
+    for (int32_t i = 1; i < n; i++) {
         const uint8_t k = h->nstable[h->iset[i]];
-        h->icand[i] = i == 0 || !k ? 1 : k == 1;  /* states known before keep their verdict */
+        if (k) h->icand[i] = k == 1;  /* states known before keep their verdict (the others: their
+                                         own cover, set by the search) */
     }
     for (int changed = 1; changed;) {
         changed = 0;
