@@ -10,12 +10,15 @@ when it is allowed from one of C's stacks (a PDA step acts on each stack alone),
 Keying the level walks by single stacks, not whole configurations, lets a stack met in several
 configurations (a string's interior next to different alternatives, a value position reached
 along different paths) be walked once.  Each level's table and masks are built on demand and cached forever
-(keys repeat across requests); the final mask is cached by C in a bounded LRU, so a steady-state
-step is one dict lookup and one row copy.  The lazily grown caches are guarded by one lock per
-grammar.
+(keys repeat across requests).  With the C core a fill is one call into fast_fill.c (a CPython
+extension) that writes the caller's row from the stack masks the core caches: a copy, or one OR
+per stack (~0.6 us warm); without that extension (no Python headers) the final mask is cached
+here in a bounded LRU of rows, so a steady-state step is one dict lookup and one row copy.  The
+lazily grown caches are guarded by one lock per grammar.
 """
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from bisect import bisect_right
@@ -105,6 +108,7 @@ class CompiledGrammar:
                  use_native: bool = True):
         self.vocab = vocab
         self.warnings = list(warnings or [])
+        self._fast = None  # see fill_bitmask
         self._eos = token_words(vocab.eos_token_ids, vocab.num_words)
         # rules: normalize.prepare's output, or already its automaton (prepare_native.grammar_nfa)
         nfa = rules if isinstance(rules, Nfa) else Nfa(rules, productive=True)
@@ -118,6 +122,10 @@ class CompiledGrammar:
             self.levels = [NativeLevel(self.core, k) for k in LEVELS]
             self.configs = NativeConfigs(self.core)
             self.core.set_levels(self.levels, self.configs.full, self._eos)
+            fast = native.load_fast()
+            if fast is not None:  # fill_bitmask's path: (fill, gs_config_mask's address, core, width)
+                self._fast = (fast.fill, ctypes.cast(lib.gs_config_mask, ctypes.c_void_p).value,
+                              self.core.h, vocab.num_words)
         else:
             self.core = None
             self.dfa = RuleDfa(nfa)
@@ -344,6 +352,18 @@ class GrammarMatcher:
 
     def fill_bitmask(self, row: np.ndarray) -> None:
         """Write the allowed tokens into one int32 row of shape [ceil(V/32)] (or wider)."""
+        grammar = self.grammar
+        fast = grammar._fast
+        if fast is not None and not self._terminated:
+            # one C call writes the row in place from the masks the C core caches per stack (the
+            # extension in fast_fill.c); -2: not a writable contiguous int32 row, the path below
+            fill, fn, core, words = fast
+            with grammar._lock:
+                got = fill(fn, core, self._history[-1], row, words)
+            if got >= 0:
+                return
+            if got == -1:
+                raise MemoryError("the grammar automaton ran out of memory")
         words = self.grammar.vocab.num_words
         width = row.shape[-1]
         if width < words:

@@ -69,17 +69,22 @@ _lib: ctypes.CDLL | None = None
 _tried = False
 
 
-def _build(source: str, path: str) -> None:
+def _build(source: str, path: str, flags=CFLAGS) -> None:
     cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
     with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "pda_core.c")
+        src = os.path.join(tmp, "source.c")
         with open(src, "w") as f:
             f.write(source)
-        out = os.path.join(tmp, "pda_core.so")
-        subprocess.run(cc.split() + list(CFLAGS) + ["-o", out, src], check=True,
+        out = os.path.join(tmp, "built.so")
+        subprocess.run(cc.split() + list(flags) + ["-o", out, src], check=True,
                        capture_output=True, timeout=120)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         os.replace(out, path)  # atomic: concurrent builders never see a half-written file
+
+
+def _cache_dir() -> str:
+    cache = os.environ.get("GRAMSERVE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gramserve")
+    return os.path.join(cache, "native")
 
 
 def load() -> ctypes.CDLL | None:
@@ -96,8 +101,7 @@ def load() -> ctypes.CDLL | None:
                 source = f.read()
             key = source + sys.platform + sysconfig.get_platform() + " ".join(CFLAGS)  # flags too: a new
             tag = hashlib.sha256(key.encode()).hexdigest()[:16]  # flag set must not reuse an old build
-            cache = os.environ.get("GRAMSERVE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gramserve")
-            path = os.path.join(cache, "native", f"pda-{tag}.so")
+            path = os.path.join(_cache_dir(), f"pda-{tag}.so")
             if not os.path.exists(path):
                 _build(source, path)
             lib = ctypes.CDLL(path)
@@ -108,3 +112,43 @@ def load() -> ctypes.CDLL | None:
         except (OSError, subprocess.SubprocessError):
             _lib = None
         return _lib
+
+
+FAST_SOURCE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fast_fill.c")
+_fast = None
+_fast_tried = False
+
+
+def load_fast():
+    """The `_fast_fill` extension module (fast_fill.c: a mask fill without ctypes), or None (no C
+    compiler, no Python headers, or GRAMSERVE_NATIVE=0: fills go through ctypes and a Python
+    cache of mask rows instead, same masks).  Built at most once per process, next to pda_core."""
+    global _fast, _fast_tried
+    with _lock:
+        if _fast_tried:
+            return _fast
+        _fast_tried = True
+        if os.environ.get("GRAMSERVE_NATIVE", "1") == "0":
+            return None
+        include = sysconfig.get_paths().get("include") or ""
+        suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+        if not os.path.exists(os.path.join(include, "Python.h")):
+            return None
+        try:
+            import importlib.util
+
+            with open(FAST_SOURCE_PATH) as f:
+                source = f.read()
+            flags = ("-O2", "-shared", "-fPIC", "-I" + include)
+            key = source + sys.version + suffix + " ".join(flags)  # the ABI too: one build per Python
+            tag = hashlib.sha256(key.encode()).hexdigest()[:16]
+            path = os.path.join(_cache_dir(), f"fast-{tag}", "_fast_fill" + suffix)
+            if not os.path.exists(path):
+                _build(source, path, flags)
+            spec = importlib.util.spec_from_file_location("_fast_fill", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            _fast = module
+        except (OSError, ImportError, subprocess.SubprocessError):
+            _fast = None
+        return _fast
