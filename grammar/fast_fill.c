@@ -1,11 +1,13 @@
-/* grammar._fast_fill: a mask fill in one call from Python, without ctypes (a CPython extension).
+/* grammar._fast_fill: a mask fill (and a step) in one call from Python, without ctypes (a CPython
+   extension).
 
    GrammarMatcher.fill_bitmask is the engine's per-row, per-step call.  Through ctypes it cost a
    pointer lookup, a foreign call and a Python-side cache of mask rows copied into the caller's
    row (~1.8 us warm, more cold: a cold mask went to a fresh cache row, then to the caller's).
    fill() takes the caller's row through the buffer protocol and calls pda_core.c's
    gs_config_mask on it directly (its per-stack masks are cached in C: a warm fill is one copy, or
-   one OR per stack): ~0.6 us warm.
+   one OR per stack): ~0.6 us warm.  step() does the same for GrammarMatcher.accept_token's step
+   (gs_step_bytes on a token's bytes).
 
    pda_core.c is not linked in: fill() receives gs_config_mask's address from the ctypes library
    (native.py), so this file needs only Python's headers.  Built like pda_core.c, on first use, by
@@ -62,8 +64,38 @@ static PyObject *fill(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     return PyLong_FromLongLong(rc);
 }
 
+typedef int32_t (*step_bytes_fn)(void *core, int32_t lv, int32_t cid, const uint8_t *data, int64_t n);
+
+/* step(fn, core, lv, cid, data) -> int: gs_step_bytes (fn) of configuration cid of level lv on
+   the bytes `data` (a bytes object: a token's): the configuration after them, 0 when they leave
+   the language, -1 out of memory.  The GIL is released around it, as ctypes did. */
+static PyObject *step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "step(fn, core, lv, cid, data) takes 5 arguments");
+        return NULL;
+    }
+    step_bytes_fn fn = (step_bytes_fn)PyLong_AsVoidPtr(args[0]);
+    void *core = PyLong_AsVoidPtr(args[1]);
+    const long lv = PyLong_AsLong(args[2]), cid = PyLong_AsLong(args[3]);
+    if (PyErr_Occurred()) return NULL;
+    char *data;
+    Py_ssize_t n;
+    if (PyBytes_AsStringAndSize(args[4], &data, &n) < 0) return NULL;
+    if (!fn || !core || lv < 0 || lv > INT32_MAX || cid < 0 || cid > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "step: bad core, level or configuration");
+        return NULL;
+    }
+    int32_t got;
+    Py_BEGIN_ALLOW_THREADS
+    got = fn(core, (int32_t)lv, (int32_t)cid, (const uint8_t *)data, (int64_t)n);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(got);
+}
+
 static PyMethodDef methods[] = {
     {"fill", (PyCFunction)(void (*)(void))fill, METH_FASTCALL, "fill(fn, core, cid, row, words) -> int"},
+    {"step", (PyCFunction)(void (*)(void))step, METH_FASTCALL, "step(fn, core, lv, cid, data) -> int"},
     {NULL, NULL, 0, NULL},
 };
 

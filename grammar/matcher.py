@@ -381,15 +381,16 @@ class GrammarMatcher:
         vocab = self.grammar.vocab
         if self._terminated or not 0 <= token_id < vocab.size:
             return False
-        if token_id in vocab.eos_token_ids:
+        if token_id in vocab.eos_set:
             if not self.grammar.can_end(self.config):
                 return False
             self._push(self.config)
             self._terminated = True
             return True
-        if token_id in vocab.special_token_ids or not vocab.tokens[token_id]:
+        data = vocab.step_tokens[token_id]
+        if data is None:  # special or empty: never allowed
             return False
-        nxt = self.grammar.step_bytes(self.config, vocab.tokens[token_id])
+        nxt = self.grammar.step_bytes(self._history[-1], data)
         if not nxt:
             return False
         self._push(nxt)

@@ -12,12 +12,14 @@ Not thread-safe on its own: the CompiledGrammar's lock serializes every call on 
 """
 from __future__ import annotations
 
+import ctypes
 import sys
 import threading
 import weakref
 
 import numpy as np
 
+from . import native
 from .pda import MARK
 from .vocab import PLAIN_BYTES, Vocabulary
 
@@ -286,6 +288,9 @@ class NativeConfigs:
     def __init__(self, core: NativeCore):
         self.core, self.full = core, NativeLevel(core, 0)
         self.lv = self.full.lv
+        fast = native.load_fast()  # step(): one extension call instead of a ctypes one
+        self._fast_step = None if fast is None else (
+            fast.step, ctypes.cast(core.lib.gs_step_bytes, ctypes.c_void_p).value, core.h, self.lv)
         start = core.check(core.lib.gs_push(core.h, 0, core.lib.gs_dfa_start(core.h, 0)))
         ids = np.asarray([start], dtype=np.int32)
         self.initial = core.check(core.lib.gs_config_closure(core.h, self.lv, ids.ctypes.data, 1))
@@ -312,4 +317,8 @@ class NativeConfigs:
         return self.core.check(self.core.lib.gs_config_intern(self.core.h, self.lv, ids.ctypes.data, 1))
 
     def step(self, cid: int, data: bytes) -> int:
+        fast = self._fast_step
+        if fast is not None and type(data) is bytes:
+            step, fn, h, lv = fast
+            return self.core.check(step(fn, h, lv, cid, data))
         return self.core.check(self.core.lib.gs_step_bytes(self.core.h, self.lv, cid, data, len(data)))

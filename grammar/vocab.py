@@ -83,6 +83,11 @@ class Vocabulary:
             if not 0 <= i < self.size:
                 raise ValueError(f"eos token id {i} outside the vocabulary (size {self.size})")
         walk = [i for i in range(self.size) if i not in special and self.tokens[i]]
+        self.eos_set = frozenset(self.eos_token_ids)  # (membership tests of the per-token step)
+        # token id -> its bytes when a grammar can read it (None: special or empty, never allowed)
+        self.step_tokens = [None] * self.size
+        for i in walk:
+            self.step_tokens[i] = self.tokens[i]
         self.max_len = max((len(self.tokens[i]) for i in walk), default=0)
         self._build_trie(walk)
         self.num_words = (self.size + 31) // 32

@@ -1,6 +1,7 @@
 """fill_bitmask's one-call path (grammar/fast_fill.c, a CPython extension over the C core's cached
 stack masks) writes exactly the rows of the general path (grammar.mask, through ctypes), for every
-row a caller may pass, and stays exact when threads share a grammar."""
+row a caller may pass, and stays exact when threads share a grammar; accept_token's step through
+the extension reaches the same configurations as through ctypes."""
 import json
 import os
 import sysconfig
@@ -119,3 +120,24 @@ def test_fast_fill_is_exact_with_threads_sharing_a_grammar(smollm2_vocab):
         t.join()
     assert not errors
     assert all(g == want for g in got)
+
+
+def test_extension_step_reaches_the_configurations_of_the_ctypes_step(smollm2_vocab):
+    _need_fast()
+    schema, text = _invoice()
+    ids = _path(smollm2_vocab, text)
+    g = GrammarCompiler(smollm2_vocab).compile_json_schema(schema)
+    assert g.configs._fast_step is not None
+    fast = g.matcher()
+    configs = [fast.config]
+    for tok in ids:
+        assert fast.accept_token(tok)
+        configs.append(fast.config)
+    assert not fast.accept_token(smollm2_vocab.special_token_ids[0])  # special: never allowed
+    assert g.step_bytes(g.initial, b"\x00") == 0  # outside the language: 0 (dead)
+    saved, g.configs._fast_step = g.configs._fast_step, None  # the ctypes step, same tables (ids)
+    slow = g.matcher()
+    for tok, want in zip(ids, configs[1:]):
+        assert slow.accept_token(tok) and slow.config == want
+    assert g.step_bytes(g.initial, b"\x00") == 0
+    g.configs._fast_step = saved
