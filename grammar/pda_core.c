@@ -55,6 +55,8 @@ typedef struct {
     uint64_t *selfloop;              /* [cap][4]: bytes whose known cell leads back */
     int32_t *htab; int64_t hcap;     /* content hash -> config (-1 empty) */
     int64_t *cl_off; int32_t *cl_len; int64_t cl_cap;  /* closure memo per stack node */
+    int32_t *cl_cfg;                 /* [cl_cap]: the configuration of that closure alone, -1 until
+                                        closure_union first makes it (a cell moving one stack) */
     int32_t *cl_pool; int64_t cl_n, cl_pool_cap;
     int32_t *trunc; int64_t trunc_cap;                 /* stack node -> its k-truncation */
     uint32_t *seen; uint32_t seen_epoch;               /* successors met by the current walk */
@@ -664,7 +666,9 @@ static int32_t closure(Core *h, Level *L, int32_t s, int64_t *off) {
         int64_t c0 = L->cl_cap, cap = c0;
         if (grow((void **)&L->cl_off, &cap, (int64_t)s + 1, 8)) return -1;
         cap = c0; if (grow((void **)&L->cl_len, &cap, (int64_t)s + 1, 4)) return -1;
+        cap = c0; if (grow((void **)&L->cl_cfg, &cap, (int64_t)s + 1, 4)) return -1;
         memset(L->cl_len + c0, 0xff, (size_t)(cap - c0) * 4);
+        memset(L->cl_cfg + c0, 0xff, (size_t)(cap - c0) * 4);
         L->cl_cap = cap;
     }
     if (L->cl_len[s] >= 0) { *off = L->cl_off[s]; return L->cl_len[s]; }
@@ -708,6 +712,8 @@ static int32_t closure(Core *h, Level *L, int32_t s, int64_t *off) {
 
 /* ---------------------------------------------------------------- configurations */
 
+#define LEVEL_CAP0 512
+
 /* the id of the configuration made of ids[0..n) (sorted and unique already) */
 static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
     if ((L->n + 1) * 2 > L->hcap && set_rehash(&L->htab, &L->hcap, L->pool, L->off, L->len, L->n)) return -1;
@@ -715,27 +721,30 @@ static int32_t intern_sorted(Level *L, const int32_t *ids, int32_t n) {
     const int32_t found = set_find(L->htab, L->hcap, L->pool, L->off, L->len, ids, n, &j);
     if (found >= 0) return found;
     if (L->n == L->cap) {
+        /* 20 arrays grow together: from 512 configurations at once (a grammar's level rarely
+           needs more; growing from 64 copied each array 3 more times) */
+        const int64_t need = L->n + 1 < LEVEL_CAP0 ? LEVEL_CAP0 : L->n + 1;
         int64_t c0 = L->cap, cap = c0;
-        if (grow((void **)&L->off, &cap, L->n + 1, 8)) return -1;
-        cap = c0; if (grow((void **)&L->len, &cap, L->n + 1, 4)) return -1;
-        cap = c0; if (grow((void **)&L->rows, &cap, L->n + 1, sizeof(int32_t *))) return -1;
-        cap = c0; if (grow((void **)&L->cmap, &cap, L->n + 1, sizeof(uint8_t *))) return -1;
-        cap = c0; if (grow((void **)&L->has_exit, &cap, L->n + 1, 1)) return -1;
-        cap = c0; if (grow((void **)&L->has_end, &cap, L->n + 1, 1)) return -1;
-        cap = c0; if (grow((void **)&L->selfloop, &cap, L->n + 1, 32)) return -1;
-        cap = c0; if (grow((void **)&L->seen, &cap, L->n + 1, 4)) return -1;
-        cap = c0; if (grow((void **)&L->ccut, &cap, L->n + 1, 32)) return -1;
-        cap = c0; if (grow((void **)&L->keep, &cap, L->n + 1, 32)) return -1;
-        cap = c0; if (grow((void **)&L->kany, &cap, L->n + 1, 1)) return -1;
-        cap = c0; if (grow((void **)&L->macc, &cap, L->n + 1, sizeof(uint32_t *))) return -1;
-        cap = c0; if (grow((void **)&L->mdep, &cap, L->n + 1, sizeof(uint32_t *))) return -1;
-        cap = c0; if (grow((void **)&L->msucc, &cap, L->n + 1, sizeof(int32_t *))) return -1;
-        cap = c0; if (grow((void **)&L->nsucc, &cap, L->n + 1, 4)) return -1;
-        cap = c0; if (grow((void **)&L->many, &cap, L->n + 1, 1)) return -1;
-        cap = c0; if (grow((void **)&L->uni, &cap, L->n + 1, 32)) return -1;
-        cap = c0; if (grow((void **)&L->uni_t, &cap, L->n + 1, 4)) return -1;
-        cap = c0; if (grow((void **)&L->pclosed, &cap, L->n + 1, 1)) return -1;
-        cap = c0; if (grow((void **)&L->sexact, &cap, L->n + 1, 1)) return -1;
+        if (grow((void **)&L->off, &cap, need, 8)) return -1;
+        cap = c0; if (grow((void **)&L->len, &cap, need, 4)) return -1;
+        cap = c0; if (grow((void **)&L->rows, &cap, need, sizeof(int32_t *))) return -1;
+        cap = c0; if (grow((void **)&L->cmap, &cap, need, sizeof(uint8_t *))) return -1;
+        cap = c0; if (grow((void **)&L->has_exit, &cap, need, 1)) return -1;
+        cap = c0; if (grow((void **)&L->has_end, &cap, need, 1)) return -1;
+        cap = c0; if (grow((void **)&L->selfloop, &cap, need, 32)) return -1;
+        cap = c0; if (grow((void **)&L->seen, &cap, need, 4)) return -1;
+        cap = c0; if (grow((void **)&L->ccut, &cap, need, 32)) return -1;
+        cap = c0; if (grow((void **)&L->keep, &cap, need, 32)) return -1;
+        cap = c0; if (grow((void **)&L->kany, &cap, need, 1)) return -1;
+        cap = c0; if (grow((void **)&L->macc, &cap, need, sizeof(uint32_t *))) return -1;
+        cap = c0; if (grow((void **)&L->mdep, &cap, need, sizeof(uint32_t *))) return -1;
+        cap = c0; if (grow((void **)&L->msucc, &cap, need, sizeof(int32_t *))) return -1;
+        cap = c0; if (grow((void **)&L->nsucc, &cap, need, 4)) return -1;
+        cap = c0; if (grow((void **)&L->many, &cap, need, 1)) return -1;
+        cap = c0; if (grow((void **)&L->uni, &cap, need, 32)) return -1;
+        cap = c0; if (grow((void **)&L->uni_t, &cap, need, 4)) return -1;
+        cap = c0; if (grow((void **)&L->pclosed, &cap, need, 1)) return -1;
+        cap = c0; if (grow((void **)&L->sexact, &cap, need, 1)) return -1;
 
         L->cap = cap;
     }
@@ -781,6 +790,17 @@ static int32_t intern_ids(Core *h, Level *L, int32_t *ids, int32_t n) {
 
 /* union of the closures of the stacks in[0..n) at level L, interned (in may alias nothing in h) */
 static int32_t closure_union(Core *h, Level *L, const int32_t *in, int64_t n) {
+    if (n == 1) {  /* most cells move one stack, and a third of them one met before: memoized */
+        int64_t off;
+        const int32_t len = closure(h, L, in[0], &off);
+        if (len < 0) return -1;
+        if (L->cl_cfg[in[0]] >= 0) return L->cl_cfg[in[0]];
+        if (grow((void **)&h->buf, &h->buf_cap, len, 4)) return -1;
+        memcpy(h->buf, L->cl_pool + off, (size_t)len * 4);  /* (a closure lists each stack once) */
+        const int32_t c = len > 1 ? intern_ids(h, L, h->buf, len) : intern_sorted(L, h->buf, len);
+        if (c >= 0) L->cl_cfg[in[0]] = c;
+        return c;
+    }
     if (++h->epoch_un == 0) { memset(h->stamp_un, 0, (size_t)h->scap * 4); h->epoch_un = 1; }
     int64_t m = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -991,7 +1011,7 @@ void gs_core_free(Core *h) {
         }
         free(L->macc); free(L->mdep); free(L->msucc); free(L->nsucc); free(L->many);
         free(L->off); free(L->len); free(L->pool); free(L->rows); free(L->cmap); free(L->has_exit);
-        free(L->has_end); free(L->selfloop); free(L->htab); free(L->cl_off); free(L->cl_len);
+        free(L->has_end); free(L->selfloop); free(L->htab); free(L->cl_off); free(L->cl_len); free(L->cl_cfg);
         free(L->cl_pool); free(L->trunc); free(L->seen); free(L->ccut); free(L->keep); free(L->kany); free(L->uni); free(L->uni_t);
         free(L->pclosed); free(L->sexact);
     }
