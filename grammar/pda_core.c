@@ -167,7 +167,27 @@ typedef struct {
     int32_t *chain; uint8_t *fchain; /* a chain skip's state and flag per depth below its node */
     uint8_t *relmet;                 /* chain_verdicts' scratch per depth (all zero between calls) */
     int32_t *succ; int64_t succ_n, succ_cap;
+    char *arena; int64_t arena_left; /* table rows (configurations' and DFA states'), carved in
+                                        order from 64 KiB blocks chained through their first
+                                        word: no malloc a row, rows met together lie together */
 } Core;
+
+#define ARENA_BLOCK ((int64_t)64 << 10)
+
+/* n bytes (a multiple of 4, at most 1 KiB: a row of 256 classes) from the core's arena, freed with
+   the core; NULL when out of memory */
+static void *arena_take(Core *h, int64_t n) {
+    if (n > h->arena_left) {
+        char *b = malloc((size_t)ARENA_BLOCK);
+        if (!b) return NULL;
+        *(char **)b = h->arena;  /* the chain of blocks (the first 16 bytes hold the link) */
+        h->arena = b;
+        h->arena_left = ARENA_BLOCK - 16;
+    }
+    void *p = h->arena + (ARENA_BLOCK - h->arena_left);
+    h->arena_left -= n;
+    return p;
+}
 
 static int grow(void **p, int64_t *cap, int64_t need, size_t elem) {
     if (need <= *cap) return 0;
@@ -537,7 +557,7 @@ static int dfa_make_ready(Core *h, int32_t d) {
     dc[1] = cut[1]; dc[2] = cut[2]; dc[3] = cut[3];
     const uint8_t *map = class_map(h, h->dcut + (int64_t)d * 4);
     if (!map) return -1;
-    int32_t *row = malloc((size_t)(map[255] + 1) * 4);
+    int32_t *row = arena_take(h, (int64_t)(map[255] + 1) * 4);
     if (!row) return -1;
     memset(row, 0xfd, (size_t)(map[255] + 1) * 4);  /* T_UNKNOWN */
     h->trans[d] = row;
@@ -874,7 +894,7 @@ static int32_t *row_of(Core *h, Level *L, int32_t c) {
     const uint8_t *map = class_map(h, cut);
     if (!map) return NULL;
     const int nclass = map[255] + 1;
-    row = malloc((size_t)nclass * 4);
+    row = arena_take(h, (int64_t)nclass * 4);
     if (!row) return NULL;
     memset(row, c == 0 ? 0 : 0xfe, (size_t)nclass * 4);  /* the dead configuration steps to
                                                             itself; others: UNKNOWN */
@@ -1004,8 +1024,7 @@ void gs_core_free(Core *h) {
     for (int i = 0; i < h->nlv; i++) {
         Level *L = &h->lv[i];
         for (int64_t c = 0; c < L->n; c++) {
-            free(L->rows[c]);
-            mask_drop(L->macc[c], h->words);
+            mask_drop(L->macc[c], h->words);  /* (the rows go with the arena) */
             mask_drop(L->mdep[c], h->words);
             free(L->msucc[c]);
         }
@@ -1018,7 +1037,11 @@ void gs_core_free(Core *h) {
     free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
     free(h->pairs);
     free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->nstable); free(h->imap); free(h->islot); free(h->iset); free(h->ieoff); free(h->icand); free(h->iedge); free(h->iclos); free(h->dcut); free(h->dkeep); free(h->nloop); free(h->nloop_pop); free(h->dkeep_pop); free(h->lstamp); free(h->lbuf); free(h->lbuf2);
-    for (int64_t d = 0; d < h->nd; d++) free(h->trans[d]);
+    while (h->arena) {  /* every table row: configurations' and DFA states' */
+        char *next = *(char **)h->arena;
+        free(h->arena);
+        h->arena = next;
+    }
     free(h->trans); free(h->tmap); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
