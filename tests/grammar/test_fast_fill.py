@@ -141,3 +141,26 @@ def test_extension_step_reaches_the_configurations_of_the_ctypes_step(smollm2_vo
         assert slow.accept_token(tok) and slow.config == want
     assert g.step_bytes(g.initial, b"\x00") == 0
     g.configs._fast_step = saved
+
+
+def test_the_ctypes_fill_path_writes_the_same_rows(smollm2_vocab):
+    """Where the extension cannot be built (no Python headers), fill_bitmask goes through ctypes
+    and the Python cache of mask rows: the same rows, dirty or wider."""
+    _need_fast()
+    schema, text = _invoice()
+    g = GrammarCompiler(smollm2_vocab).compile_json_schema(schema)
+    fast_rows, slow_rows = [], []
+    for use_fast in (True, False):
+        saved = g._fast
+        if not use_fast:
+            g._fast = None
+        try:
+            m = g.matcher()
+            for tok in _path(smollm2_vocab, text):
+                row = np.full(smollm2_vocab.num_words + 3, -1, dtype=np.int32)
+                m.fill_bitmask(row)
+                (fast_rows if use_fast else slow_rows).append(row.tobytes())
+                assert m.accept_token(tok)
+        finally:
+            g._fast = saved
+    assert fast_rows == slow_rows
