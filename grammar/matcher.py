@@ -18,7 +18,6 @@ lazily grown caches are guarded by one lock per grammar.
 """
 from __future__ import annotations
 
-import ctypes
 import threading
 import time
 from bisect import bisect_right
@@ -122,10 +121,9 @@ class CompiledGrammar:
             self.levels = [NativeLevel(self.core, k) for k in LEVELS]
             self.configs = NativeConfigs(self.core)
             self.core.set_levels(self.levels, self.configs.full, self._eos)
-            fast = native.load_fast()
-            if fast is not None:  # fill_bitmask's path: (fill, gs_config_mask's address, core, width)
-                self._fast = (fast.fill, ctypes.cast(lib.gs_config_mask, ctypes.c_void_p).value,
-                              self.core.h, vocab.num_words)
+            call = native.fast_call("fill")
+            if call is not None:  # fill_bitmask's path: (fill, gs_config_mask's address, core, width)
+                self._fast = (*call, self.core.h, vocab.num_words)
         else:
             self.core = None
             self.dfa = RuleDfa(nfa)
@@ -364,7 +362,7 @@ class GrammarMatcher:
                 return
             if got == -1:
                 raise MemoryError("the grammar automaton ran out of memory")
-        words = self.grammar.vocab.num_words
+        words = grammar.vocab.num_words
         width = row.shape[-1]
         if width < words:
             raise ValueError(f"bitmask row has {width} words, need {words}")

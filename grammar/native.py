@@ -82,9 +82,18 @@ def _build(source: str, path: str, flags=CFLAGS) -> None:
         os.replace(out, path)  # atomic: concurrent builders never see a half-written file
 
 
-def _cache_dir() -> str:
+def _built(source_path: str, flags, key: str, name: str) -> str:
+    """The path of source_path's build with `flags` in the cache (~/.cache/gramserve/native or
+    $GRAMSERVE_CACHE/native), built now if missing; `key` (whatever else makes a build unfit for
+    reuse) and the source and flags name it through `name`'s "{tag}"."""
+    with open(source_path) as f:
+        source = f.read()
+    tag = hashlib.sha256((source + key + " ".join(flags)).encode()).hexdigest()[:16]
     cache = os.environ.get("GRAMSERVE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gramserve")
-    return os.path.join(cache, "native")
+    path = os.path.join(cache, "native", name.format(tag=tag))
+    if not os.path.exists(path):
+        _build(source, path, flags)
+    return path
 
 
 def load() -> ctypes.CDLL | None:
@@ -96,15 +105,8 @@ def load() -> ctypes.CDLL | None:
         _tried = True
         if os.environ.get("GRAMSERVE_NATIVE", "1") == "0":
             return None
-        try:
-            with open(SOURCE_PATH) as f:
-                source = f.read()
-            key = source + sys.platform + sysconfig.get_platform() + " ".join(CFLAGS)  # flags too: a new
-            tag = hashlib.sha256(key.encode()).hexdigest()[:16]  # flag set must not reuse an old build
-            path = os.path.join(_cache_dir(), f"pda-{tag}.so")
-            if not os.path.exists(path):
-                _build(source, path)
-            lib = ctypes.CDLL(path)
+        try:  # (the flags are in the key: a new flag set must not reuse an old build)
+            lib = ctypes.CDLL(_built(SOURCE_PATH, CFLAGS, sys.platform + sysconfig.get_platform(), "pda-{tag}.so"))
             for name, (res, args) in _SIGNATURES.items():
                 fn = getattr(lib, name)
                 fn.restype, fn.argtypes = res, args
@@ -137,14 +139,8 @@ def load_fast():
         try:
             import importlib.util
 
-            with open(FAST_SOURCE_PATH) as f:
-                source = f.read()
-            flags = ("-O2", "-shared", "-fPIC", "-I" + include)
-            key = source + sys.version + suffix + " ".join(flags)  # the ABI too: one build per Python
-            tag = hashlib.sha256(key.encode()).hexdigest()[:16]
-            path = os.path.join(_cache_dir(), f"fast-{tag}", "_fast_fill" + suffix)
-            if not os.path.exists(path):
-                _build(source, path, flags)
+            flags = ("-O2", "-shared", "-fPIC", "-I" + include)  # the ABI in the key: one build per Python
+            path = _built(FAST_SOURCE_PATH, flags, sys.version + suffix, "fast-{tag}/_fast_fill" + suffix)
             spec = importlib.util.spec_from_file_location("_fast_fill", path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
@@ -152,3 +148,15 @@ def load_fast():
         except (OSError, ImportError, subprocess.SubprocessError):
             _fast = None
         return _fast
+
+
+_FAST_TARGETS = {"fill": "gs_config_mask", "step": "gs_step_bytes"}  # extension call -> C function
+
+
+def fast_call(name: str):
+    """(the extension's function `name`, the address of the pda_core function it calls), or None
+    when either library is missing (the ctypes path then)."""
+    module, lib = load_fast(), load()
+    if module is None or lib is None:
+        return None
+    return getattr(module, name), ctypes.cast(getattr(lib, _FAST_TARGETS[name]), ctypes.c_void_p).value

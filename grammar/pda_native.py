@@ -12,7 +12,6 @@ Not thread-safe on its own: the CompiledGrammar's lock serializes every call on 
 """
 from __future__ import annotations
 
-import ctypes
 import sys
 import threading
 import weakref
@@ -288,9 +287,8 @@ class NativeConfigs:
     def __init__(self, core: NativeCore):
         self.core, self.full = core, NativeLevel(core, 0)
         self.lv = self.full.lv
-        fast = native.load_fast()  # step(): one extension call instead of a ctypes one
-        self._fast_step = None if fast is None else (
-            fast.step, ctypes.cast(core.lib.gs_step_bytes, ctypes.c_void_p).value, core.h, self.lv)
+        call = native.fast_call("step")  # step(): one extension call instead of a ctypes one
+        self._fast_step = None if call is None else (*call, core.h, self.lv)
         start = core.check(core.lib.gs_push(core.h, 0, core.lib.gs_dfa_start(core.h, 0)))
         ids = np.asarray([start], dtype=np.int32)
         self.initial = core.check(core.lib.gs_config_closure(core.h, self.lv, ids.ctypes.data, 1))
