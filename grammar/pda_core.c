@@ -174,6 +174,15 @@ typedef struct {
 
 #define ARENA_BLOCK ((int64_t)64 << 10)
 
+/* free a chain of blocks linked through their first word (the arena's, the mask pool's) */
+static void free_chain(void *b) {
+    while (b) {
+        void *next = *(void **)b;
+        free(b);
+        b = next;
+    }
+}
+
 /* n bytes (a multiple of 4, at most 1 KiB: a row of 256 classes) from the core's arena, freed with
    the core; NULL when out of memory */
 static void *arena_take(Core *h, int64_t n) {
@@ -663,11 +672,7 @@ static void mask_drop(uint32_t *m, int64_t words) {
     }
     pool_unlock();
     free(m);
-    while (spill) {
-        void *next = *(void **)spill;
-        free(spill);
-        spill = next;
-    }
+    free_chain(spill);
 }
 
 /* buffers in the pool now (tests read it) */
@@ -817,7 +822,7 @@ static int32_t closure_union(Core *h, Level *L, const int32_t *in, int64_t n) {
         if (L->cl_cfg[in[0]] >= 0) return L->cl_cfg[in[0]];
         if (grow((void **)&h->buf, &h->buf_cap, len, 4)) return -1;
         memcpy(h->buf, L->cl_pool + off, (size_t)len * 4);  /* (a closure lists each stack once) */
-        const int32_t c = len > 1 ? intern_ids(h, L, h->buf, len) : intern_sorted(L, h->buf, len);
+        const int32_t c = intern_ids(h, L, h->buf, len);
         if (c >= 0) L->cl_cfg[in[0]] = c;
         return c;
     }
@@ -1037,11 +1042,7 @@ void gs_core_free(Core *h) {
     free(h->nstamp); free(h->nbuf); free(h->dset_off); free(h->dset_len); free(h->dset_pool); free(h->dtab);
     free(h->pairs);
     free(h->ready); free(h->final); free(h->has_bytes); free(h->ploop); free(h->nstable); free(h->imap); free(h->islot); free(h->iset); free(h->ieoff); free(h->icand); free(h->iedge); free(h->iclos); free(h->dcut); free(h->dkeep); free(h->nloop); free(h->nloop_pop); free(h->dkeep_pop); free(h->lstamp); free(h->lbuf); free(h->lbuf2);
-    while (h->arena) {  /* every table row: configurations' and DFA states' */
-        char *next = *(char **)h->arena;
-        free(h->arena);
-        h->arena = next;
-    }
+    free_chain(h->arena);  /* every table row: configurations' and DFA states' */
     free(h->trans); free(h->tmap); free(h->call_off);
     free(h->call_n); free(h->calls); free(h->starts); free(h->sparent); free(h->sstate);
     free(h->sdepth); free(h->stamp_cl); free(h->stamp_un); free(h->shtab); free(h->buf);
