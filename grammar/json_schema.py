@@ -27,7 +27,7 @@ from grammar.json_refs import RefIndex
 from grammar.json_scalars import number_node, string_node
 from grammar.json_values import WS, add_used_shared, alt, json_value_rules, value_literal
 from grammar.regex import parse_regex
-from grammar.json_oneof import provably_disjoint, strings_one_of
+from grammar.json_oneof import provably_disjoint, objects_one_of, strings_one_of
 
 ALL_TYPES = ("null", "boolean", "object", "array", "string", "number")
 IGNORED = frozenset({"title", "description", "default", "examples", "$comment", "$schema", "$id", "$anchor",
@@ -289,6 +289,10 @@ class _Lowerer:
                 exact = strings_one_of(self, flat)  # string branches: "exactly one" by automata
                 if exact is not None:
                     return exact
+                terms = objects_one_of(self, flat, base)  # objects told apart by keys and values
+                if terms is not None:
+                    return alt([self.node({"allOf": [flat[i], extra]} if extra else flat[i], branches[i][1], base)
+                                for i, extra in terms] or [NOTHING])
                 self.unsupported("oneOf", f"oneOf branches {overlap[0]} and {overlap[1]} may overlap: only "
                                  "anyOf semantics can be enforced", f"{ptr}/oneOf")
         return alt([self.node(b, p, base) for b, p in branches] or [NOTHING])
