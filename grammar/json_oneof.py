@@ -43,6 +43,7 @@ def _resolve(lw, s, base, depth: int = 0):
     """s with a lone $ref followed and allOf members (so resolved) intersected into it, where
     that is plain (else s as it is: the provers then see less and prove less)."""
     from grammar.json_merge import merge
+    from grammar.json_schema import _modernize
 
     for _ in range(8):
         if not (isinstance(s, dict) and set(s) - {"title", "description", "$comment"} == {"$ref"}):
@@ -52,10 +53,11 @@ def _resolve(lw, s, base, depth: int = 0):
         except LookupError:
             return s
     if isinstance(s, dict) and isinstance(s.get("allOf"), list) and "$ref" not in s and depth < 4:
-        out = {k: v for k, v in s.items() if k != "allOf"}
+        out = _modernize({k: v for k, v in s.items() if k != "allOf"})
         try:
             for m in s["allOf"]:
                 m = _resolve(lw, m, base, depth + 1)
+                m = _modernize(m) if isinstance(m, dict) else m
                 if not isinstance(m, (dict, bool)) or (isinstance(m, dict) and ("$ref" in m or "allOf" in m)):
                     return s
                 out = merge(out, m, _conflict)
