@@ -15,19 +15,21 @@ superset) and lists each drop in the returned warnings. See schemas/KEYWORDS.md.
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema
 
-from grammar import ir
+from grammar import automata, ir
 from grammar.errors import GrammarError
 from grammar.ir import NOTHING, Literal, Node, Ref
 from grammar.json_merge import canon, merge
+from grammar.json_not import negations, string_kind, string_without
 from grammar.json_objects import array_node, object_node
-from grammar.json_refs import RefIndex
-from grammar.json_scalars import number_node, string_node
-from grammar.json_values import WS, add_used_shared, alt, json_value_rules, value_literal
+from grammar.json_oneof import objects_one_of, provably_disjoint, strings_one_of
+from grammar.json_refs import RefIndex, escape_pointer
+from grammar.json_scalars import number_node, string_node, to_json_text
+from grammar.json_values import QUOTE, WS, add_used_shared, alt, json_value_rules, seq, value_literal
 from grammar.regex import parse_regex
-from grammar.json_oneof import provably_disjoint, objects_one_of, strings_one_of
 
 ALL_TYPES = ("null", "boolean", "object", "array", "string", "number")
 IGNORED = frozenset({"title", "description", "default", "examples", "$comment", "$schema", "$id", "$anchor",
@@ -167,6 +169,16 @@ class _Lowerer:
                 schema = {k: v for k, v in schema.items() if k != "not"}
             else:
                 schema = self._not_type(schema, ptr)
+            if "not" in schema:
+                out = self._not(schema, ptr, base)
+                if out is not None:
+                    return out
+        if "if" in schema or "then" in schema or "else" in schema:
+            out = self._if_then_else(schema, ptr, base)
+            if out is not None:
+                return out
+        if "dependentSchemas" in schema:
+            return self._dependent_schemas(schema, ptr, base)
         for key in UNSUPPORTED:
             if key in schema:
                 self.unsupported(key, f"{key!r} cannot be enforced by a grammar", f"{ptr}/{key}")
@@ -174,6 +186,79 @@ class _Lowerer:
             if key in schema:
                 return self._branches(schema, key, ptr, base)
         return self._typed(schema, ptr, base)
+
+    def _not(self, schema: dict, ptr: str, base: str) -> Node | None:
+        """`not` as the union of its negation's plain schemas (json_not), intersected with the
+        rest; on strings, the complement of the negated language.  None: not expressible."""
+        rest = {k: v for k, v in schema.items() if k != "not"}
+        t = rest.get("type", ALL_TYPES + ("integer",))
+        types = {t} if isinstance(t, str) else set(t)
+        if types == {"string"} and string_kind(schema["not"]):
+            for where, sub in ((ptr, rest), (f"{ptr}/not", schema["not"])):  # a bad pattern: named here
+                if isinstance(sub.get("pattern"), str):
+                    self.regex(sub["pattern"], f"{where}/pattern", search=True)
+            try:
+                dfa = string_without(self, rest, schema["not"])
+            except automata.TooLarge:
+                dfa = None
+            return None if dfa is None else seq((QUOTE, to_json_text(dfa.to_ir()), QUOTE))
+        alts = negations(self, schema["not"], base, types)
+        if alts is None:
+            return None
+        return self._rewritten({"allOf": [rest, {"anyOf": alts}]} if alts else False, ptr, base, rest,
+                               [(f"{ptr}/not", schema["not"])], "not")
+
+    def _if_then_else(self, schema: dict, ptr: str, base: str) -> Node | None:
+        """(if and then) or (not if and else); then/else without if are annotations."""
+        rest = {k: v for k, v in schema.items() if k not in ("if", "then", "else")}
+        if "if" not in schema:
+            return self.node(rest, ptr, base)
+        t = rest.get("type", ALL_TYPES + ("integer",))
+        neg = negations(self, schema["if"], base, {t} if isinstance(t, str) else set(t))
+        if neg is None:
+            return None
+        then, other = schema.get("then", True), schema.get("else", True)
+        alts = [{"allOf": [schema["if"], then]}] + [{"allOf": [n, other]} for n in neg]
+        sources = [(f"{ptr}/{k}", schema[k]) for k in ("then", "else", "if") if k in schema]
+        return self._rewritten({"allOf": [rest, {"anyOf": alts}]}, ptr, base, rest, sources, "if")
+
+    def _dependent_schemas(self, schema: dict, ptr: str, base: str) -> Node:
+        """Each `name: S`: name absent, or present and S (exact: a union per name)."""
+        rest = {k: v for k, v in schema.items() if k != "dependentSchemas"}
+        members, sources = [rest], []
+        for name, sub in schema["dependentSchemas"].items():
+            members.append({"anyOf": [{"properties": {name: False}}, {"allOf": [{"required": [name]}, sub]}]})
+            sources.append((f"{ptr}/dependentSchemas/{escape_pointer(name)}", sub))
+        return self._rewritten({"allOf": members}, ptr, base, rest, sources, "dependentSchemas")
+
+    def _rewritten(self, schema, ptr: str, base: str, rest: dict, sources: list, keyword: str) -> Node:
+        """Lower `schema`, a rewriting of the one at ptr (its `rest` and the subschemas
+        `sources` ((pointer, schema) pairs) inside allOf/anyOf members): the errors and warnings
+        from inside it name the user's pointers, not the rewriting's."""
+        def repoint(p: str | None) -> str | None:
+            if p is None or not p.startswith(ptr):
+                return p
+            tail = p[len(ptr):]
+            while True:  # the rewriting's own allOf / anyOf steps
+                m = re.match(r"/(?:allOf|anyOf)/\d+", tail)
+                if not m:
+                    break
+                tail = tail[m.end():]
+            for where, sub in sources + [(ptr, rest)]:
+                if tail and _points_into(sub, tail):
+                    return where + tail
+            return f"{ptr}/{keyword}"
+        n = len(self.warnings)
+        try:
+            out = self.node(schema, ptr, base)
+        except GrammarError as e:
+            raise GrammarError(e.message, pointer=repoint(e.pointer), line=e.line) from None
+        fixed = []
+        for w in self.warnings[n:]:
+            where, sep, what = w.partition(": ")
+            fixed.append(f"{repoint('' if where == '/' else where) or '/'}{sep}{what}")
+        self.warnings[n:] = list(dict.fromkeys(fixed))  # (the rest's own, once per branch: once)
+        return out
 
     def _not_type(self, schema: dict, ptr: str) -> dict:
         """`not: {type: T}` removes the types T (exact); any other `not` stays unsupported."""
@@ -333,6 +418,20 @@ OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties", "
                              "propertyNames", "minProperties", "maxProperties", "unevaluatedProperties",
                              "dependentRequired"})
 STRING_KEYWORDS = frozenset({"pattern", "format", "minLength", "maxLength"})
+
+
+def _points_into(schema, tail: str) -> bool:
+    """Does JSON pointer `tail` ("/properties/b/uniqueItems") name a place inside schema?"""
+    node = schema
+    for part in tail.split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
 
 
 def _string_only(schema) -> bool:

@@ -246,8 +246,8 @@ def test_unevaluated_properties():
 
 @pytest.mark.parametrize("schema, pointer, keyword", [
     ({"type": "array", "uniqueItems": True}, "/uniqueItems", "uniqueItems"),
-    ({"properties": {"x": {"not": {"minimum": 3}}}}, "/properties/x/not", "not"),
-    ({"properties": {"a": {"items": {"if": {}, "then": {}}}}}, "/properties/a/items/if", "if"),
+    ({"properties": {"x": {"not": {"multipleOf": 3}}}}, "/properties/x/not", "not"),
+    ({"properties": {"a": {"items": {"if": {"type": "integer"}, "then": {}}}}}, "/properties/a/items/if", "if"),
     ({"type": "array", "contains": {"type": "integer"}}, "/contains", "contains"),
     ({"$ref": "http://example.com/other.json"}, "/$ref", None),
     ({"properties": {"s": {"type": "string", "format": "idn-email"}}}, "/properties/s/format", "format"),
@@ -255,7 +255,12 @@ def test_unevaluated_properties():
     ({"oneOf": [{"type": "integer"}, {"minimum": 0}]}, "/oneOf", "oneOf"),
     ({"type": "object", "dependentRequired": {"a": ["b"]}, "properties": {"a": {}}}, "/dependentRequired/a",
      "dependentRequired"),
-    ({"type": "object", "dependencies": {"a": {"required": ["b"]}}}, "/dependentSchemas", "dependentSchemas"),
+    # inside a rewriting (not / if / dependentSchemas as unions): the user's pointer, not the union's
+    ({"type": "object", "dependencies": {"a": {"properties": {"b": {"uniqueItems": True}}}}},
+     "/dependentSchemas/a/properties/b/uniqueItems", "uniqueItems"),
+    ({"if": {"required": ["a"]}, "else": {"properties": {"b": {"uniqueItems": True}}}},
+     "/else/properties/b/uniqueItems", "uniqueItems"),
+    ({"type": "string", "not": {"pattern": "(?=a)"}}, "/not/pattern", None),
     ({"allOf": [{"pattern": "a"}, {"pattern": "b"}]}, "/allOf/1/pattern", "pattern"),
     ({"type": "number", "multipleOf": 0.3}, "/multipleOf", "multipleOf"),
 ])
