@@ -253,6 +253,39 @@ class Dfa:
         trans = [[(a, b, new[t]) for a, b, t in self.trans[q] if t in new] for q in keep]
         return Dfa(trans, {new[q] for q in self.finals if q in new}, 0)
 
+    def minimize(self) -> "Dfa":
+        """The equivalent DFA with the fewest states: Moore's partition refinement (a state's
+        signature: its block and its row with targets as blocks, adjacent ranges to one block
+        merged), after trim (a missing range is the one dead state).  Patterns spelled for
+        clarity (uri, email) shrink by a third or more, and every product built on them
+        (lengths, intersections) by as much."""
+        d = self.trim()
+        n = len(d.trans)
+
+        def merged(row, label):
+            out: list = []
+            for a, b, t in row:
+                bt = label[t]
+                if out and out[-1][2] == bt and out[-1][1] + 1 == a:
+                    out[-1] = (out[-1][0], b, bt)
+                else:
+                    out.append((a, b, bt))
+            return out
+
+        block = [1 if q in d.finals else 0 for q in range(n)]
+        count = len(set(block))
+        while True:
+            sigs: dict = {}
+            new = [sigs.setdefault((block[q], tuple(merged(d.trans[q], block))), len(sigs)) for q in range(n)]
+            if len(sigs) == count:  # no block split: stable
+                break
+            block, count = new, len(sigs)
+        trans: list = [None] * count
+        for q in range(n):
+            if trans[new[q]] is None:
+                trans[new[q]] = merged(d.trans[q], new)
+        return Dfa(trans, {new[q] for q in d.finals}, new[d.start])
+
     def is_empty(self) -> bool:
         return not self.finals
 
@@ -296,9 +329,9 @@ def _explore(first, row_of) -> tuple[list, list]:
 def language(node: ir.Node, lo: int = 0, hi: int | None = None, also: ir.Node | None = None) -> Dfa:
     """The strings of regex IR `node` that have lo..hi characters and (when given) also match
     regex IR `also`, as a DFA (TooLarge past MAX_STATES)."""
-    dfa = Dfa.from_ir(node)
+    dfa = Dfa.from_ir(node).minimize()
     if also is not None:
-        dfa = dfa.intersect(Dfa.from_ir(also))
+        dfa = dfa.intersect(Dfa.from_ir(also).minimize()).minimize()
     if lo or hi is not None:
         dfa = dfa.with_length(lo, hi)
     return dfa

@@ -90,3 +90,22 @@ def test_an_unanchored_pattern_is_one_state_once_it_has_matched():
     node = dfa.to_ir()  # and through the reference recognizer, as the compiler reads it
     for s in ["Let's Go Eevee!", "Let's Go Eeve", "xFireRe", "FireRedx"]:
         assert matches(node, s) == (re.search(pattern, s) is not None), s
+
+
+@pytest.mark.parametrize("pattern", PATTERNS + [r"^(ab|a-b|9)*z?$", r"^(a|é)(a|é)(a|é)?$"])
+def test_minimize_keeps_the_language_and_shrinks(pattern):
+    dfa = automata.Dfa.from_ir(parse_regex(pattern, search=True))
+    small = dfa.minimize()
+    assert len(small.trans) <= len(dfa.trim().trans)
+    for s in strings(len(pattern) + 7, 300):
+        assert matches(small.to_ir(), s) == bool(re.search(pattern, s)), s
+
+
+def test_minimize_merges_the_states_a_spelled_out_pattern_repeats():
+    """uri's grammar repeats pchar (and its %XX escape) in each part: 48 subset states, 14 once
+    states with the same futures are merged (so a uri can be counted to a maxLength of 255)."""
+    from grammar.formats import FORMATS
+
+    dfa = automata.Dfa.from_ir(parse_regex(FORMATS["uri"], search=False))
+    assert len(dfa.minimize().trans) < len(dfa.trans) // 2
+    assert automata.restrict(parse_regex(FORMATS["uri"], search=False), 0, 255) is not None

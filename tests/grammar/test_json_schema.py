@@ -93,6 +93,12 @@ def test_formats():
     check({"type": "string", "format": "uri-reference"},
           ["https://x.org/a?b#c", "//host:80/p", "a/b:c", "?q", "#f", "", "../x"], ["://", "1:b", ":x", "a b"],
           oracle=False)
+    check({"type": "string", "format": "json-pointer"}, ["", "/", "/a~1b/0", "/é~0"], ["a", "/~2", "/~"])
+    check({"type": "string", "format": "relative-json-pointer"}, ["0", "1/a", "2#", "0-1/x"], ["", "01", "-1", "/a", "1##"])
+    check({"type": "string", "format": "uri-template"},
+          ["http://x.org/{id}", "/s{?q,lang}", "{+path:6}/x{/seg*}", "plain"], ["{}", "{a b}", "{id", "a}b", "{a:0}"],
+          oracle=False)
+    check({"type": "string", "format": "iri"}, ["https://x.org/a"], ["no scheme", "a"], oracle=False)
 
 
 def test_object_order_optional_and_additional():
@@ -250,7 +256,7 @@ def test_unevaluated_properties():
     ({"properties": {"a": {"items": {"if": {"type": "integer"}, "then": {}}}}}, "/properties/a/items/if", "if"),
     ({"type": "array", "contains": {"type": "integer"}}, "/contains", "contains"),
     ({"$ref": "http://example.com/other.json"}, "/$ref", None),
-    ({"properties": {"s": {"type": "string", "format": "idn-email"}}}, "/properties/s/format", "format"),
+    ({"properties": {"s": {"type": "string", "format": "idn-hostname"}}}, "/properties/s/format", "format"),
     ({"properties": {"s": {"type": "string", "pattern": "(?=a)"}}}, "/properties/s/pattern", None),
     ({"oneOf": [{"type": "integer"}, {"minimum": 0}]}, "/oneOf", "oneOf"),
     ({"type": "object", "dependentRequired": {"a": ["b"]}, "properties": {"a": {}}}, "/dependentRequired/a",

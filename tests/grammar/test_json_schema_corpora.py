@@ -67,3 +67,34 @@ def test_check_schema_counts_compile_errors_as_rejections():
     assert got["error"] == 1 and got["valid_rej"] == 1 and got["invalid_rej"] == 1
     with pytest.raises(GrammarError):
         compiler.compile_json_schema({"type": "array", "uniqueItems": True})
+
+
+FORMATS_SUITE = data_path("json-schema-test-suite", "tests", "draft2020-12", "optional", "format")
+
+
+@pytest.mark.skipif(not os.path.isdir(FORMATS_SUITE), reason="JSON-Schema-Test-Suite data not present")
+def test_format_assertions_never_accept_an_invalid_string():
+    """The suite's optional format tests (format as an assertion): every format we enforce is a
+    subset of its RFC, so no invalid string is ever accepted; valid ones we cut are counted."""
+    from grammar import GrammarCompiler, Vocabulary
+
+    compiler = GrammarCompiler(Vocabulary([bytes([i]) for i in range(256)]))
+    accepted_invalid, rejected_valid, checked = [], Counter(), 0
+    for path in sorted(glob.glob(os.path.join(FORMATS_SUITE, "*.json"))):
+        name = os.path.basename(path)[:-5]
+        for group in json.load(open(path)):
+            try:
+                compiled = compiler.compile_json_schema(group["schema"])
+            except GrammarError:
+                assert name in ("idn-hostname", "regex", "ecmascript-regex"), name
+                continue
+            for test in group["tests"]:
+                m = compiled.matcher()
+                ok = m.accept_bytes(json.dumps(test["data"]).encode()) and m.can_terminate()
+                checked += 1
+                if ok and not test["valid"]:
+                    accepted_invalid.append((name, test["data"]))
+                rejected_valid[name] += not ok and test["valid"]
+    print(f"\nformat assertions: {checked} strings, valid ones cut per format: {dict(+rejected_valid)}")
+    assert checked > 500
+    assert not accepted_invalid, accepted_invalid
