@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Callable
 
 Conflict = Callable[[str, str], None]
+LATE = "$gramserve_late"  # json_objects.LATE (declared keys placed among the additional ones)
 
 _MAX_KEYWORDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
 _MIN_KEYWORDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
@@ -142,6 +143,9 @@ def merge(a, b, conflict: Conflict):
             continue
         if key in ("const", "enum"):  # combined by _merge_consts
             out.setdefault(key, vb)
+            continue
+        if key == LATE:  # (an ordering hint of the exact oneOf lowering: both sides' keys)
+            out[key] = list(dict.fromkeys(list(out.get(key, [])) + list(vb)))
             continue
         if key not in out or out[key] == vb or key in _ANNOTATIONS or key not in _VALIDATION:
             out.setdefault(key, vb)

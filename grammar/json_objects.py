@@ -17,7 +17,7 @@ import re
 from functools import lru_cache
 
 from grammar.ir import EMPTY, NOTHING, Automaton, Literal, Node, Ref, Repeat
-from grammar.json_merge import both
+from grammar.json_merge import LATE, both
 from grammar.json_refs import escape_pointer
 from grammar.json_values import QUOTE, STRING_CHAR, STRING_UNIT, WS, alt, escaped_class, seq, string_literal
 
@@ -27,6 +27,8 @@ _TRIVIAL = (True, {})
 _UNITS = Repeat(STRING_UNIT, 0, None)  # the rest of a key, once it spells none of the names
 ARRAY_ITEM_INLINE = 400  # an array item this big (IR nodes) or smaller is spelled inline twice
 MAX_PATTERNS = 5  # patternProperties split into at most 2^5 key regions
+# declared keys placed among the additional ones (json_oneof sets it): json_merge.LATE
+MAX_LATE = 3  # (a state per subset of them emitted)
 
 
 def key_not_in(names) -> Node:
@@ -217,32 +219,47 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
     after, before = _dependencies(lw, schema, items, extra is not None, ptr)
     targets = frozenset().union(*before.values())  # names whose emission later members check
     tracked = bool(after or before)
+    # late keys (LATE, set by the exact oneOf lowering): declared, but placed among the additional
+    # members in any order, each at most once (the state tracks which were emitted)
+    late_names = set(schema.get(LATE, ())) - set(after) - set(before) - targets - \
+        {n for owed in after.values() for n in owed}
+    late = [(m, r, p) for m, r, p in items if p in late_names] if len(late_names) <= MAX_LATE else []
+    if late:
+        items = [x for x in items if x[2] not in late_names]
+    late_required = frozenset(p for _, r, p in late if r)
 
     def moves(key: tuple) -> tuple:
         """(member, the state after emitting it, the state after skipping it, can stop here) of
-        state key = (i, c, owed, seen): members from declared index i on, c emitted so far;
+        state key = (i, c, owed, seen, done): members from declared index i on, c emitted so far;
         owed: the declared names an earlier member depends on (now required), seen: the
-        dependency targets emitted.  None for a move not allowed."""
-        i, c, owed, seen = key
+        dependency targets emitted, done: the late keys emitted.  None for a move not allowed.
+        Past the declared members: ([(member, next state)], None, None, can stop here)."""
+        i, c, owed, seen, done = key
         more = max_p is None or c + 1 <= max_p
         if i < len(items):
             member, required, prop = items[i]
             if not tracked:  # (no dependentRequired: owed and seen stay empty, no set to build)
-                return member, (i + 1, min(c + 1, cap), owed, seen) if more else None, \
-                    None if required else (i + 1, c, owed, seen), False
+                return member, (i + 1, min(c + 1, cap), owed, seen, done) if more else None, \
+                    None if required else (i + 1, c, owed, seen, done), False
             take = (i + 1, min(c + 1, cap), (owed | after.get(prop, frozenset())) - {prop},
-                    seen | ({prop} & targets)) if more and before.get(prop, frozenset()) <= seen else None
-            skip = (i + 1, c, owed, seen) if not required and prop not in owed else None
+                    seen | ({prop} & targets), done) if more and before.get(prop, frozenset()) <= seen else None
+            skip = (i + 1, c, owed, seen, done) if not required and prop not in owed else None
             return member, take, skip, False
-        take = (i, min(c + 1, cap), owed, seen) if extra is not None and more else None
-        return extra, take, None, c >= min_p and not owed
+        options = [(extra, (i, min(c + 1, cap), owed, seen, done))] if extra is not None and more else []
+        options += [(m, (i, min(c + 1, cap), owed, seen, done | {p})) for m, _, p in late if p not in done and more]
+        return options, None, None, c >= min_p and not owed and late_required <= done
+
+    def successors(key: tuple) -> set:
+        member, take, skip, _ = moves(key)
+        if key[0] == len(items):
+            return {nxt for _, nxt in member}
+        return {take, skip} - {None}
 
     # the states form a DAG: one met from two states on is a rule, any other is spelled inline
     users: dict[tuple, int] = {}
-    todo = [(0, 0, frozenset(), frozenset())]
+    todo = [(0, 0, frozenset(), frozenset(), frozenset())]
     while todo:
-        _, take, skip, _ = moves(todo.pop())
-        for nxt in {take, skip} - {None}:  # (a state reached by both moves is one use)
+        for nxt in successors(todo.pop()):  # (a state reached by two moves is one use)
             users[nxt] = users.get(nxt, 0) + 1
             if users[nxt] == 1:
                 todo.append(nxt)
@@ -253,6 +270,11 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
         while key is not None:  # a chain of skips through inline states: one flat Alt
             member, take, skip, stop = moves(key)
             sep = EMPTY if key[1] == 0 else COMMA
+            if key[0] == len(items):  # the additional and late members
+                if stop:
+                    parts.append(EMPTY)
+                parts += [seq((sep, m, state(nxt))) for m, nxt in member]
+                break
             if take is not None and take == skip:  # emitted or not, the same state follows
                 parts.append(seq((alt((seq((sep, member)), EMPTY)), state(take))))
                 break
@@ -276,7 +298,7 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
         lw.rules[name] = alternatives(key)
         return lw.ref(name)
 
-    out = seq((Literal(b"{"), WS, state((0, 0, frozenset(), frozenset())), WS, Literal(b"}")))
+    out = seq((Literal(b"{"), WS, state((0, 0, frozenset(), frozenset(), frozenset())), WS, Literal(b"}")))
     state = None  # noqa: F841  (breaks the cycle state <-> alternatives, which would hold the lowerer until a GC pass)
     return out
 

@@ -167,6 +167,8 @@ def strings_one_of(lw, branches: list):
 
 # ------------------------------------------------------------------ oneOf over objects
 MAX_TERMS = 24
+MAX_LATE = 3  # json_objects.MAX_LATE
+LATE = "$gramserve_late"  # json_merge.LATE
 _KEY_REACH = ("additionalProperties", "patternProperties", "propertyNames", "unevaluatedProperties")
 _TYPES = ("null", "boolean", "object", "array", "string", "number")
 
@@ -177,10 +179,12 @@ def _trivial(s) -> bool:
     return s is True or (isinstance(s, dict) and all(k in IGNORED for k in s))
 
 
-def _negation(lw, s, have):
+def _negation(lw, s, have, base: str):
     """A schema for the values of `have` (the other branch's schema for the key; None: any)
-    that fail s, or None when it cannot be written: s a type list (integer alone is not: its
-    complement among numbers is not a schema), or an enum/const with `have` finite."""
+    that fail s (False: none), or None when it cannot be written: s a type list (integer alone
+    is not: its complement among numbers is not a schema), an enum/const with `have` finite, or
+    what json_not can negate."""
+    from grammar.json_not import negations
     from grammar.json_schema import IGNORED
 
     if not isinstance(s, dict):
@@ -194,17 +198,23 @@ def _negation(lw, s, have):
         return {"type": rest} if rest else False
     vals = _values(have) if have is not None else None
     if keys and keys <= {"enum", "const"} and vals is not None:
-        out = [v for v in vals if not lw.is_valid(v, s)]
+        try:  # (not lw.is_valid: its "cannot tell" is False, which would put a value here)
+            check = lw.validator.evolve(schema=s)
+            out = [v for v in vals if not check.is_valid(v)]
+        except Exception:
+            return None
         return {"enum": out} if out else False
-    return None
+    alts = negations(lw, s, base)
+    return None if alts is None else {"anyOf": alts} if alts else False
 
 
 def _failures(lw, fi: dict, fj: dict, base: str):
     """How an instance of fi that has every key fj requires can still fail fj: a list of
-    (key, schema) -- fails when the key is present with a value of that schema (True: any value
-    fi allows) -- or None when fj may fail otherwise (fj's keywords other than required and the
-    property schemas must appear in fi unchanged)."""
-    from grammar.json_merge import canon
+    (key, schema, late) -- fails when the key is present with a value of that schema (True: any
+    value fi allows); late: fi leaves the key to its additional members, so a term requiring it
+    places it among them -- or None when fj may fail otherwise (fj's keywords other than
+    required and the property schemas must appear in fi unchanged)."""
+    from grammar.json_merge import _VALIDATION, canon
     from grammar.json_schema import IGNORED
 
     pi, pj = fi.get("properties", {}), fj.get("properties", {})
@@ -212,7 +222,7 @@ def _failures(lw, fi: dict, fj: dict, base: str):
     ai, aj = fi.get("additionalProperties", dflt), fj.get("additionalProperties", dflt)
     for k, v in fj.items():
         if k not in ("required", "properties", "additionalProperties") and k not in IGNORED and \
-                (k not in fi or canon(fi[k]) != canon(v)):
+                k in _VALIDATION and (k not in fi or canon(fi[k]) != canon(v)):
             return None
     if any(k in x for x in (fi, fj) for k in _KEY_REACH[1:]):
         # patterns: fi must give every key fj does not name the schema fj gives it
@@ -232,18 +242,15 @@ def _failures(lw, fi: dict, fj: dict, base: str):
         have, v = _resolve(lw, have, base), _resolve(lw, v, base)
         if _trivial(v) or have is False or (have is not None and canon(have) == canon(v)):
             continue  # fi's value for this key satisfies fj's, or fi cannot have the key
-        if key not in pi:
-            # a key fi leaves to its additional members: requiring it in a term would make it a
-            # declared property, ahead of the other additional ones (the key order would change)
-            return None
+        late = key not in pi  # (fi's additional members: the term keeps it among them)
         if v is False or (have is not None and provably_disjoint(lw, have, v, base)):
-            out.append((key, True))  # present, it fails fj
+            out.append((key, True, late))  # present, it fails fj
             continue
-        neg = _negation(lw, v, have)
+        neg = _negation(lw, v, have, base)
         if neg is None:
             return None
         if neg is not False:
-            out.append((key, neg))
+            out.append((key, neg, late))
     return out
 
 
@@ -293,8 +300,8 @@ def objects_one_of(lw, flat: list, base: str) -> list[tuple[int, dict]] | None:
             if fails is None:
                 return None
             member = [("absent", k) for k in req[j] - req[i]]
-            for k, n in fails:
-                negs[("value", k, canon(n))] = (k, n)
+            for k, n, late in fails:
+                negs[("value", k, canon(n))] = (k, n, late)
                 member.append(("value", k, canon(n)))
             family.append(frozenset(member))
         if frozenset() in family:
@@ -304,11 +311,14 @@ def objects_one_of(lw, flat: list, base: str) -> list[tuple[int, dict]] | None:
             return None
         for chosen in sets:
             absent = sorted(x[1] for x in chosen if x[0] == "absent")
-            values = sorted((negs[x] for x in chosen if x[0] == "value"), key=lambda kn: (kn[0], canon(kn[1])))
-            if any(k in absent for k, _ in values):
+            values = sorted((negs[x] for x in chosen if x[0] == "value"), key=lambda v: (v[0], canon(v[1])))
+            if any(k in absent for k, _, _ in values):
                 continue  # absent and present at once
+            if len({k for k, _, late in values if late}) > MAX_LATE:
+                return None  # (the object lowering would order them)
             extra: list = [{"properties": {k: False for k in absent}}] if absent else []
-            extra += [{"required": [k], "properties": {k: n}} for k, n in values]
+            extra += [{"required": [k], "properties": {k: n}, **({LATE: [k]} if late else {})}
+                      for k, n, late in values]
             terms.append((i, {"allOf": extra} if extra else {}))
             if len(terms) > MAX_TERMS:
                 return None
