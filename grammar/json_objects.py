@@ -133,9 +133,15 @@ def _extra(lw, schema: dict, ptr: str, base: str, addl) -> Node | None:
     declared = list(schema.get("properties", {}))
     members: list[Node] = []
     if pats and not (addl in _TRIVIAL and all(s in _TRIVIAL for s in pats.values())):
-        regions = _key_regions(lw, pats, declared, addl, ptr, base) if names in (None, True, {}) else None
+        plain_names = names in (None, True, {})
+        names_dfa = None if plain_names else _names_dfa(lw, names, base)
+        regions = _key_regions(lw, pats, declared, addl, ptr, base, names_dfa) \
+            if plain_names or names_dfa is not None else None
         if regions is not None:
             return _shared(lw, alt(regions)) if regions else None
+        if not plain_names:  # the pattern keys below would not be checked against it
+            lw.unsupported("propertyNames", "this propertyNames schema cannot be enforced on pattern keys",
+                           f"{ptr}/propertyNames")
         if addl is not False:  # exact only with the complement of the patterns; a union is a superset
             lw.unsupported("patternProperties", "patternProperties next to additionalProperties other than "
                            "false would need a regex complement", f"{ptr}/patternProperties")
@@ -153,12 +159,35 @@ def _extra(lw, schema: dict, ptr: str, base: str, addl) -> Node | None:
     return _shared(lw, alt(members)) if members else None
 
 
-def _key_regions(lw, pats: dict, declared: list[str], addl, ptr: str, base: str) -> list[Node] | None:
-    """Additional members under patternProperties, exactly: the undeclared keys split by the set
-    of patterns they match (each region an automaton: intersections and complements of the
-    patterns, automata.py), each region's value under all of its patterns' schemas, or under
-    additionalProperties where no pattern matches.  None past MAX_PATTERNS or the automaton
-    bound (the caller then falls back)."""
+def _names_dfa(lw, names, base: str):
+    """propertyNames as an automaton of key strings (a $ref followed; an enum or const of
+    strings, or a string schema: pattern, lengths, format), or None when it is something else."""
+    from grammar import automata
+    from grammar.json_oneof import _resolve, _string_dfa
+
+    names = _resolve(lw, names, base)
+    if names is False:
+        return automata.Dfa([[]], set(), 0)
+    if not isinstance(names, dict) or names.get("type", "string") != "string":
+        return None
+    try:
+        if "enum" in names or "const" in names:
+            if set(names) - {"enum", "const", "type", "title", "description"}:
+                return None
+            values = [v for v in names.get("enum", [names.get("const")]) if isinstance(v, str)
+                      and lw.is_valid(v, names)]
+            return automata.Dfa.from_ir(alt([Literal(v.encode()) for v in values] or [NOTHING]))
+        return _string_dfa(lw, {k: v for k, v in names.items() if k != "type"})
+    except automata.TooLarge:
+        return None
+
+
+def _key_regions(lw, pats: dict, declared: list[str], addl, ptr: str, base: str, names=None) -> list[Node] | None:
+    """Additional members under patternProperties, exactly: the undeclared keys (that `names`,
+    propertyNames' automaton, accepts) split by the set of patterns they match (each region an
+    automaton: intersections and complements of the patterns, automata.py), each region's value
+    under all of its patterns' schemas, or under additionalProperties where no pattern matches.
+    None past MAX_PATTERNS or the automaton bound (the caller then falls back)."""
     from grammar import automata
     from grammar.json_scalars import to_json_text
 
@@ -170,6 +199,8 @@ def _key_regions(lw, pats: dict, declared: list[str], addl, ptr: str, base: str)
         dfas = [automata.Dfa.from_ir(lw.regex(p, w, search=True)) for p, w in zip(keys, where)]
         outside = [d.complement() for d in dfas]
         region0 = automata.Dfa.from_ir(alt([Literal(n.encode()) for n in declared] or [NOTHING])).complement()
+        if names is not None:
+            region0 = region0.intersect(names)
         members = []
         for chosen in range(1 << len(keys)):
             region = region0
@@ -227,27 +258,43 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
     if late:
         items = [x for x in items if x[2] not in late_names]
     late_required = frozenset(p for _, r, p in late if r)
+    # minProperties counts distinct keys, but additional keys may repeat (JSON allows duplicate
+    # names; a parser keeps one): toward it, additional members count once (one is always distinct
+    # from the declared names), so no duplicate can fake the count
+    distinct = min_p >= 2 and extra is not None
+    if distinct and min_p > len(items) + len(late) + 1:
+        lw.unsupported("minProperties", f"minProperties {min_p} needs {min_p - len(items) - len(late)} distinct "
+                       "additional keys, and a grammar cannot keep additional keys from repeating",
+                       f"{ptr}/minProperties")
+        distinct = False  # non-strict: every member counts (a duplicate may fake the count)
 
     def moves(key: tuple) -> tuple:
         """(member, the state after emitting it, the state after skipping it, can stop here) of
-        state key = (i, c, owed, seen, done): members from declared index i on, c emitted so far;
-        owed: the declared names an earlier member depends on (now required), seen: the
-        dependency targets emitted, done: the late keys emitted.  None for a move not allowed.
-        Past the declared members: ([(member, next state)], None, None, can stop here)."""
-        i, c, owed, seen, done = key
+        state key = (i, c, owed, seen, done, k, x): members from declared index i on, c emitted
+        so far; owed: the declared names an earlier member depends on (now required), seen: the
+        dependency targets emitted, done: the late keys emitted; with `distinct`, k: the keys
+        that count toward minProperties, x: an additional member was counted.  None for a move
+        not allowed.  Past the declared members: ([(member, next state)], None, None, can stop
+        here)."""
+        i, c, owed, seen, done, k, x = key
         more = max_p is None or c + 1 <= max_p
+        kn = min(k + 1, min_p) if distinct else 0  # after a declared name
         if i < len(items):
             member, required, prop = items[i]
             if not tracked:  # (no dependentRequired: owed and seen stay empty, no set to build)
-                return member, (i + 1, min(c + 1, cap), owed, seen, done) if more else None, \
-                    None if required else (i + 1, c, owed, seen, done), False
+                return member, (i + 1, min(c + 1, cap), owed, seen, done, kn, x) if more else None, \
+                    None if required else (i + 1, c, owed, seen, done, k, x), False
             take = (i + 1, min(c + 1, cap), (owed | after.get(prop, frozenset())) - {prop},
-                    seen | ({prop} & targets), done) if more and before.get(prop, frozenset()) <= seen else None
-            skip = (i + 1, c, owed, seen, done) if not required and prop not in owed else None
+                    seen | ({prop} & targets), done, kn, x) if more and before.get(prop, frozenset()) <= seen else None
+            skip = (i + 1, c, owed, seen, done, k, x) if not required and prop not in owed else None
             return member, take, skip, False
-        options = [(extra, (i, min(c + 1, cap), owed, seen, done))] if extra is not None and more else []
-        options += [(m, (i, min(c + 1, cap), owed, seen, done | {p})) for m, _, p in late if p not in done and more]
-        return options, None, None, c >= min_p and not owed and late_required <= done
+        first = distinct and not x  # the first additional member counts, the others may repeat a key
+        options = [(extra, (i, min(c + 1, cap), owed, seen, done, kn if first else k, x or first))] \
+            if extra is not None and more else []
+        options += [(m, (i, min(c + 1, cap), owed, seen, done | {p}, kn, x)) for m, _, p in late
+                    if p not in done and more]
+        enough = (k if distinct else c) >= min_p
+        return options, None, None, enough and not owed and late_required <= done
 
     def successors(key: tuple) -> set:
         member, take, skip, _ = moves(key)
@@ -257,7 +304,7 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
 
     # the states form a DAG: one met from two states on is a rule, any other is spelled inline
     users: dict[tuple, int] = {}
-    todo = [(0, 0, frozenset(), frozenset(), frozenset())]
+    todo = [(0, 0, frozenset(), frozenset(), frozenset(), 0, False)]
     while todo:
         for nxt in successors(todo.pop()):  # (a state reached by two moves is one use)
             users[nxt] = users.get(nxt, 0) + 1
@@ -298,7 +345,7 @@ def object_node(lw, schema: dict, ptr: str, base: str) -> Node:
         lw.rules[name] = alternatives(key)
         return lw.ref(name)
 
-    out = seq((Literal(b"{"), WS, state((0, 0, frozenset(), frozenset(), frozenset())), WS, Literal(b"}")))
+    out = seq((Literal(b"{"), WS, state((0, 0, frozenset(), frozenset(), frozenset(), 0, False)), WS, Literal(b"}")))
     state = None  # noqa: F841  (breaks the cycle state <-> alternatives, which would hold the lowerer until a GC pass)
     return out
 

@@ -123,6 +123,18 @@ def test_min_max_properties():
     check(schema, [{"a": 1}, {"b": 1, "x": 2}, {"a": 1, "b": 2}], [{}, {"a": 1, "b": 2, "c": 3}])
 
 
+def test_min_properties_cannot_be_faked_by_a_repeated_key():
+    """JSON allows a name twice and a parser keeps one, so additional members count once toward
+    minProperties: {"a":1,"x":1,"x":2} has two keys, not three (sampling found this)."""
+    schema = {"type": "object", "properties": {"a": {}, "b": {}}, "minProperties": 3}
+    check(schema, [{"a": 1, "b": 2, "x": 3}, {"a": 1, "b": 2, "x": 3, "y": 4}], [{"a": 1, "b": 2}, {"a": 1, "x": 3}],
+          raw_bad=['{"a":1,"x":1,"x":2}', '{"b":1,"x":1,"y":2}'])  # (the last is valid: two additional keys, cut)
+    check({"type": "object", "minProperties": 1}, [{"x": 1}, {"x": 1, "y": 2}], [{}])
+    with pytest.raises(GrammarError) as err:  # only additional keys could reach it
+        json_schema_to_grammar({"type": "object", "properties": {"a": {}}, "minProperties": 3})
+    assert err.value.pointer == "/minProperties"
+
+
 def test_lengths_and_formats_intersect_any_pattern():
     """Length bounds and a format meet a pattern through automata: exact, whatever its shape."""
     kebab = {"type": "string", "pattern": "^[a-z]+(-[a-z]+)*$", "minLength": 3, "maxLength": 7}
@@ -190,6 +202,14 @@ def test_property_names():
     check({"type": "object", "propertyNames": {"enum": ["a", "b"]}}, [{"a": 1, "b": 2}, {}], [{"c": 1}])
     check({"type": "object", "propertyNames": {"pattern": "^[a-z]+$", "maxLength": 3}}, [{"ab": 1}],
           [{"abcd": 1}, {"A": 1}])
+    # next to patternProperties: the pattern keys obey it too (they did not, MaskBench sampling found)
+    keyed = {"type": "object", "additionalProperties": False, "propertyNames": {"$ref": "#/$defs/k"},
+             "$defs": {"k": {"type": "string", "pattern": "^[a-f0-9]{2,4}$"}},
+             "patternProperties": {".+": {"type": "integer"}}}
+    check(keyed, [{"ab": 1}, {"abcd": 2, "ff": 3}, {}], [{"xyz": 1}, {"a": 1}, {"ab": "x"}])
+    with pytest.raises(GrammarError) as err:
+        json_schema_to_grammar({**keyed, "propertyNames": {"type": "string", "not": {"const": "ab"}}})
+    assert err.value.pointer == "/propertyNames"
 
 
 def test_key_order_is_the_schema_order():
