@@ -133,6 +133,9 @@ def merge(a, b, conflict: Conflict):
         return a
     if a is False or b is False:
         return False
+    a, b = _conditional(a), _conditional(b)
+    if "if" in a and "if" in b and any(canon(a.get(k)) != canon(b.get(k)) for k in _CONDITIONAL):
+        b = _conditional(b, as_any_of=True)  # two conditionals: b's becomes a union (exact)
     out = {k: v for k, v in a.items() if k not in _OBJECT_KEYS}
     if any(k in a or k in b for k in _OBJECT_KEYS):
         out.update(_merge_objects(a, b, conflict))
@@ -152,6 +155,23 @@ def merge(a, b, conflict: Conflict):
             continue
         out[key] = _merge_value(key, out[key], vb, conflict)
     return _merge_consts(out, a, b)
+
+
+_CONDITIONAL = ("if", "then", "else")
+
+
+def _conditional(s: dict, as_any_of: bool = False) -> dict:
+    """s without then/else when it has no if (annotations then, which must not pair with the
+    other side's if); with as_any_of, its if/then/else as the equivalent
+    anyOf [(if and then), (not if and else)], intersected with its own anyOf."""
+    if "if" not in s:
+        return {k: v for k, v in s.items() if k not in ("then", "else")} if "then" in s or "else" in s else s
+    if not as_any_of:
+        return s
+    out = {k: v for k, v in s.items() if k not in _CONDITIONAL}
+    cond = [both(s["if"], s.get("then", True)), both({"not": s["if"]}, s.get("else", True))]
+    out["anyOf"] = [both(x, y) for x in out["anyOf"] for y in cond] if "anyOf" in out else cond
+    return out
 
 
 def _merge_value(key: str, va, vb, conflict: Conflict):
@@ -174,6 +194,8 @@ def _merge_value(key: str, va, vb, conflict: Conflict):
         return [both(x, y) for x in va for y in vb]
     if key == "uniqueItems":
         return va or vb
+    if key == "not":  # neither A nor B: not (A or B)
+        return {"anyOf": [va, vb]}
     conflict(key, f"cannot intersect two different {key!r} values")
     return va
 

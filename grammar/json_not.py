@@ -3,8 +3,8 @@
 A grammar has no complement, but a schema's negation usually has a plain spelling: keyword by
 keyword, "not (A and B)" is "not A or not B", and most keywords negate into one schema of their
 own type: `required: [a, b]` fails when `a` or `b` is absent, `minimum: 3` when a number is
-below 3, `type: T` for the other types, `enum` for the values left out (integers as ranges
-around the excluded ones).  String keywords (`pattern`, lengths, string enums) negate into
+below 3, `type: T` for the other types, `enum` for the values left out (numbers as the open
+ranges between the excluded ones).  String keywords (`pattern`, lengths, string enums) negate into
 `{"type": "string", "not": {...}}`, which the lowering intersects with the complement of the
 negated language (an automaton, see `string_without`).  `negations` returns that union as a list
 of schemas, or None where a keyword has no such spelling (`uniqueItems`, `items`, `multipleOf`,
@@ -33,8 +33,7 @@ class _No(Exception):
 
 def negations(lw, schema, base: str, types=ALL_TYPES) -> list | None:
     """Schemas whose union is exactly the values that fail `schema` (among values of `types`,
-    the types the enclosing schema allows: an integer-only parent lets an enum of numbers be
-    negated by ranges), or None."""
+    the types the enclosing schema allows), or None."""
     try:
         out = _neg(lw, schema, base, frozenset(types), 0)
     except _No:
@@ -126,21 +125,14 @@ def _neg_values(values: list, types: frozenset) -> list:
     if "string" in types:
         strs = [v for v in values if isinstance(v, str)]
         out.append({"type": "string", "not": {"enum": strs}} if strs else {"type": "string"})
-    if "number" in types or "integer" in types:
-        if not nums:
-            out.append({"type": "number" if "number" in types else "integer"})
-        elif "number" in types:
-            raise _No  # a number other than these: no schema (integers only: ranges, below)
-        else:
-            ints = sorted({int(v) for v in nums if v == int(v)})  # (1.5 is no integer anyway)
-            lo = None
-            for p in ints:
-                if lo is None:
-                    out.append({"type": "integer", "maximum": p - 1})
-                elif p - 1 >= lo:
-                    out.append({"type": "integer", "minimum": lo, "maximum": p - 1})
-                lo = p + 1
-            out.append({"type": "integer", "minimum": lo} if lo is not None else {"type": "integer"})
+    if "number" in types or "integer" in types:  # a number other than these: the gaps between them
+        t = "number" if "number" in types else "integer"
+        lo = None
+        for p in nums:
+            out.append({"type": t, "exclusiveMaximum": p} if lo is None else
+                       {"type": t, "exclusiveMinimum": lo, "exclusiveMaximum": p})
+            lo = p
+        out.append({"type": t} if lo is None else {"type": t, "exclusiveMinimum": lo})
     for t, kind in (("object", dict), ("array", list)):
         if t in types:
             if any(isinstance(v, kind) for v in values):

@@ -38,6 +38,7 @@ IGNORED = frozenset({"title", "description", "default", "examples", "$comment", 
 UNSUPPORTED = ("not", "if", "then", "else", "contains", "minContains", "maxContains", "dependentSchemas",
                "$dynamicRef", "$recursiveRef", "$recursiveAnchor")
 MAX_INLINE_DEPTH = 12
+MAX_REWRITES = 256  # union branches one schema's not / if rewritings may write, all told
 COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
 
 
@@ -78,6 +79,7 @@ class _Lowerer:
         self.json_ids: dict[tuple, int] = {}
         self.array_tails: dict[tuple, tuple] = {}  # json_objects.array_node's memo
         self.string_nodes: dict[tuple, Node] = {}  # json_scalars.string_node's memo
+        self.rewrites = 0  # union branches written for not / if / dependentSchemas (MAX_REWRITES)
         draft7 = isinstance(root, dict) and "draft-0" in str(root.get("$schema", ""))
         cls = jsonschema.Draft7Validator if draft7 else jsonschema.Draft202012Validator
         self.validator = cls(root if isinstance(root, dict) else {})
@@ -205,6 +207,8 @@ class _Lowerer:
         alts = negations(self, schema["not"], base, types)
         if alts is None:
             return None
+        if not self._spend(len(alts)):
+            return self._too_many("not", rest, ptr, base)
         return self._rewritten({"allOf": [rest, {"anyOf": alts}]} if alts else False, ptr, base, rest,
                                [(f"{ptr}/not", schema["not"])], "not")
 
@@ -217,6 +221,8 @@ class _Lowerer:
         neg = negations(self, schema["if"], base, {t} if isinstance(t, str) else set(t))
         if neg is None:
             return None
+        if not self._spend(1 + len(neg)):
+            return self._too_many("if", rest, ptr, base)
         then, other = schema.get("then", True), schema.get("else", True)
         alts = [{"allOf": [schema["if"], then]}] + [{"allOf": [n, other]} for n in neg]
         sources = [(f"{ptr}/{k}", schema[k]) for k in ("then", "else", "if") if k in schema]
@@ -230,6 +236,17 @@ class _Lowerer:
             members.append({"anyOf": [{"properties": {name: False}}, {"allOf": [{"required": [name]}, sub]}]})
             sources.append((f"{ptr}/dependentSchemas/{escape_pointer(name)}", sub))
         return self._rewritten({"allOf": members}, ptr, base, rest, sources, "dependentSchemas")
+
+    def _spend(self, branches: int) -> bool:
+        """Count union branches written by rewritings; False past MAX_REWRITES (nested
+        if/else ladders multiply: the rewriting then gives up, and strict mode says so)."""
+        self.rewrites += branches
+        return self.rewrites <= MAX_REWRITES
+
+    def _too_many(self, keyword: str, rest: dict, ptr: str, base: str) -> Node:
+        self.unsupported(keyword, f"{keyword!r} would need a union past {MAX_REWRITES} branches here (nested "
+                         "if/else or not)", f"{ptr}/{keyword}")
+        return self.node(rest, ptr, base)  # non-strict: without it
 
     def _rewritten(self, schema, ptr: str, base: str, rest: dict, sources: list, keyword: str) -> Node:
         """Lower `schema`, a rewriting of the one at ptr (its `rest` and the subschemas
