@@ -39,7 +39,7 @@ def test_json_schema_test_suite_draft2020_12():
             total += len(group["tests"])
     print(f"\nJSON-Schema-Test-Suite draft2020-12 required: {passed}/{total} test cases pass")
     assert invalid_accepted == 0, bad
-    assert passed >= 0.75 * total  # measured 1,009 of 1,299 (llguidance's published figure: 580 of 1,290)
+    assert passed >= 0.8 * total  # measured 1,094 of 1,299 (llguidance's published figure: 580 of 1,290)
 
 
 MASKBENCH_SAMPLE = 4  # schemas per subset (fixed seed), among schemas under 6 kB of JSON: test budget
