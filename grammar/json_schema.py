@@ -407,7 +407,9 @@ class _Lowerer:
         rest = {k: v for k, v in schema.items() if k not in ("enum", "const")}
         if any(k not in IGNORED for k in rest):
             values = [v for v in values if self.is_valid(v, rest)]
-        return alt([value_literal(v, WS) for v in values] or [NOTHING])
+        t = schema.get("type")
+        integer = t == "integer" or (isinstance(t, list) and "integer" in t and "number" not in t)
+        return alt([value_literal(v, WS, integer) for v in values] or [NOTHING])
 
     def _typed(self, schema: dict, ptr: str, base: str) -> Node:
         t = schema.get("type", ALL_TYPES)

@@ -295,8 +295,10 @@ def _merge_literals(parts: list[Node]) -> list[Node]:
     return out
 
 
-def value_literal(value, ws: Node) -> Node:
-    """A JSON text equal to `value` (key order as given, `ws` between tokens)."""
+def value_literal(value, ws: Node, integer: bool = False) -> Node:
+    """A JSON text equal to `value` (key order as given, `ws` between tokens); with `integer`
+    (the schema's type allows integers only), an integral number is spelled "2" alone, not also
+    "2.0" (which draft-04 does not count as an integer)."""
     if isinstance(value, str):
         return string_literal(value)
     if isinstance(value, dict):
@@ -306,6 +308,8 @@ def value_literal(value, ws: Node) -> Node:
         return _delimited(b"[", [value_literal(v, ws) for v in value], b"]", ws)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() \
             and abs(value) < 2 ** 63:
+        if integer:
+            return lit(str(int(value)))
         return alt((lit(str(int(value))), lit(f"{int(value)}.0")))  # 2 == 2.0 in JSON Schema
     return Literal(json.dumps(value).encode())
 

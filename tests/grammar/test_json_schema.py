@@ -236,6 +236,9 @@ def test_arrays():
 def test_enum_and_const():
     check({"enum": ["a", 1, None, {"k": [1, 2]}]}, ["a", 1, None, {"k": [1, 2]}, 1.0], ["b", 2, {"k": [1]}])
     check({"const": "é"}, ["é"], ["e"])
+    # under an integer type, 6 is spelled "6" only: draft-04 does not count 6.0 as an integer
+    # (sampling under the mask wrote 6.0 for a draft-04 {"type": "integer", "enum": [6, 12]})
+    check({"type": "integer", "enum": [6, 12]}, [6, 12], raw_bad=["6.0", "12.0"])
     check({"type": "string", "enum": ["a", 1, "bb"], "maxLength": 1}, ["a"], ["bb", 1])
     check({"enum": [[1, 1], [1, 2]], "uniqueItems": True, "not": {"const": [3]}}, [[1, 2]], [[1, 1]])
 
