@@ -1,4 +1,5 @@
 """Test helpers: brute-force masks from the reference recognizer, bit twiddling, random walks."""
+import json
 import random
 
 import numpy as np
@@ -57,3 +58,27 @@ def ir_nodes(node) -> list:
         out.append(n)
         todo.extend(_children(n))
     return out
+
+
+def schema_keys(schema, skip=()) -> list[str]:
+    """The property names a schema declares or requires anywhere, in the order they first
+    appear (but `skip`), then "zz", a name it never declares."""
+    found: dict[str, None] = {}
+
+    def walk(s):
+        if isinstance(s, dict):
+            found.update(dict.fromkeys(s.get("properties", {})))
+            found.update(dict.fromkeys(s.get("required", [])))
+            for v in s.values():
+                walk(v)
+        elif isinstance(s, list):
+            for v in s:
+                walk(v)
+    walk(schema)
+    return [k for k in found if k not in skip] + ["zz"]
+
+
+def accepts_json(compiled, value) -> bool:
+    """Does the compiled grammar take json.dumps(value) whole?"""
+    m = compiled.matcher()
+    return m.accept_bytes(json.dumps(value).encode()) and m.can_terminate()

@@ -10,6 +10,7 @@ import pytest
 
 from grammar import GrammarCompiler, GrammarError, Vocabulary
 from grammar.json_schema import json_schema_to_grammar
+from grammar_helpers import accepts_json, schema_keys
 
 BYTES = GrammarCompiler(Vocabulary([bytes([i]) for i in range(256)]))
 SCALARS = (None, True, False, -1, 0, 2.5, 3, 7, 8, 9, 10, 12, 15, 20, 21, -0.5, 0.001,
@@ -62,34 +63,13 @@ CASES = {
 }
 
 
-def _keys(schema) -> list[str]:
-    found: dict[str, None] = {}
-
-    def walk(s):
-        if isinstance(s, dict):
-            found.update(dict.fromkeys(s.get("properties", {})))
-            found.update(dict.fromkeys(s.get("required", [])))
-            for v in s.values():
-                walk(v)
-        elif isinstance(s, list):
-            for v in s:
-                walk(v)
-    walk(schema)
-    return list(found) + ["zz"]
-
-
 def _instances(schema, seed: int) -> list:
-    keys = _keys(schema)
+    keys = schema_keys(schema)
     rnd = random.Random(seed)
     out = list(SCALARS) + [[], [1], [1, 2]]
     out += [{k: "US" for k, on in zip(keys, mask) if on} for mask in itertools.product((0, 1), repeat=len(keys))]
     out += [{k: rnd.choice(VALUES) for k in keys if rnd.random() < 0.6} for _ in range(800)]
     return out
-
-
-def _accepts(compiled, value) -> bool:
-    m = compiled.matcher()
-    return m.accept_bytes(json.dumps(value).encode()) and m.can_terminate()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -102,7 +82,7 @@ def test_negation_exact(name):
     for value in _instances(schema, len(name)):
         want = validator.is_valid(value)
         seen[want] += 1
-        assert _accepts(compiled, value) == want, f"{name}: {json.dumps(value)} valid={want}"
+        assert accepts_json(compiled, value) == want, f"{name}: {json.dumps(value)} valid={want}"
     assert seen[0] and seen[1] > 3  # valid and invalid values were both seen
 
 
