@@ -167,31 +167,27 @@ def string_without(lw, schema: dict, exclude) -> object | None:
     """The automaton of the strings `schema`'s string keywords allow but `exclude` (string
     keywords, or an enum/const of strings) does not; None when either has other keywords."""
     from grammar import automata
+    from grammar.formats import KNOWN_UNSUPPORTED, format_pattern
     from grammar.ir import Literal
     from grammar.json_oneof import _string_dfa
-    from grammar.json_schema import IGNORED
     from grammar.json_values import alt
 
-    from grammar.formats import KNOWN_UNSUPPORTED, format_pattern
-
+    if not string_kind(exclude):
+        return None
     keep = {k: v for k, v in schema.items() if k in _STRING or k == "format"}
     if "format" in keep and format_pattern(keep["format"]) is None and keep["format"] in KNOWN_UNSUPPORTED:
         return None  # (the plain lowering says so, and names the format)
     base = _string_dfa(lw, keep)
     if base is None:
         return None
-    if isinstance(exclude, dict) and set(exclude) - set(IGNORED) <= {"enum", "const", "type"} and \
-            ("enum" in exclude or "const" in exclude) and exclude.get("type", "string") == "string":
+    if "enum" in exclude or "const" in exclude:
         values = [exclude["const"]] if "const" in exclude else list(exclude["enum"])
         strs = [v for v in values if isinstance(v, str)]
         if not strs:
             return base
         gone = automata.language(alt([Literal(v.encode("utf-8")) for v in strs]))
-    elif isinstance(exclude, dict) and all(k in _STRING or k in IGNORED or (k == "type" and exclude[k] == "string")
-                                           for k in exclude):
+    else:
         gone = _string_dfa(lw, {k: v for k, v in exclude.items() if k != "type"})
         if gone is None:
             return None
-    else:
-        return None
     return base.intersect(gone.complement())

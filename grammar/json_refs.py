@@ -19,6 +19,19 @@ def escape_pointer(token) -> str:
     return str(token).replace("~", "~0").replace("/", "~1")
 
 
+def unescape_pointer(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~")
+
+
+def pointer_child(node, token: str):
+    """The member or item of `node` that one (unescaped) JSON pointer token names; KeyError if none."""
+    if isinstance(node, list) and token.isdigit() and int(token) < len(node):
+        return node[int(token)]
+    if isinstance(node, dict) and token in node:
+        return node[token]
+    raise KeyError(token)
+
+
 class RefIndex:
     def __init__(self, root):
         self.root = root
@@ -82,13 +95,11 @@ class RefIndex:
             raise LookupError(f"$ref {ref!r} points outside this schema (remote refs are not fetched)")
         node, ptr, doc_base = self.docs[url]
         for raw in frag.split("/")[1:] if frag else []:
-            token = unquote(raw).replace("~1", "/").replace("~0", "~")
-            if isinstance(node, list) and token.isdigit() and int(token) < len(node):
-                node = node[int(token)]
-            elif isinstance(node, dict) and token in node:
-                node = node[token]
-            else:
-                raise LookupError(f"$ref {ref!r}: {token!r} not found")
+            token = unescape_pointer(unquote(raw))
+            try:
+                node = pointer_child(node, token)
+            except KeyError:
+                raise LookupError(f"$ref {ref!r}: {token!r} not found") from None
             ptr = f"{ptr}/{escape_pointer(token)}"
             if isinstance(node, dict) and isinstance(node.get("$id"), str) and not node["$id"].startswith("#"):
                 doc_base = urldefrag(urljoin(doc_base, node["$id"]))[0]

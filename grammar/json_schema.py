@@ -26,7 +26,7 @@ from grammar.json_merge import canon, merge
 from grammar.json_not import negations, string_kind, string_without
 from grammar.json_objects import array_node, object_node
 from grammar.json_oneof import objects_one_of, provably_disjoint, strings_one_of
-from grammar.json_refs import RefIndex, escape_pointer
+from grammar.json_refs import RefIndex, escape_pointer, pointer_child, unescape_pointer
 from grammar.json_scalars import number_node, string_node, to_json_text
 from grammar.json_values import QUOTE, WS, add_used_shared, alt, json_value_rules, seq, value_literal
 from grammar.regex import parse_regex
@@ -193,8 +193,7 @@ class _Lowerer:
         """`not` as the union of its negation's plain schemas (json_not), intersected with the
         rest; on strings, the complement of the negated language.  None: not expressible."""
         rest = {k: v for k, v in schema.items() if k != "not"}
-        t = rest.get("type", ALL_TYPES + ("integer",))
-        types = {t} if isinstance(t, str) else set(t)
+        types = _type_set(rest)
         if types == {"string"} and string_kind(schema["not"]):
             for where, sub in ((ptr, rest), (f"{ptr}/not", schema["not"])):  # a bad pattern: named here
                 if isinstance(sub.get("pattern"), str):
@@ -217,8 +216,7 @@ class _Lowerer:
         rest = {k: v for k, v in schema.items() if k not in ("if", "then", "else")}
         if "if" not in schema:
             return self.node(rest, ptr, base)
-        t = rest.get("type", ALL_TYPES + ("integer",))
-        neg = negations(self, schema["if"], base, {t} if isinstance(t, str) else set(t))
+        neg = negations(self, schema["if"], base, _type_set(rest))
         if neg is None:
             return None
         if not self._spend(1 + len(neg)):
@@ -439,17 +437,20 @@ OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties", "
 STRING_KEYWORDS = frozenset({"pattern", "format", "minLength", "maxLength"})
 
 
+def _type_set(schema: dict) -> set[str]:
+    """The types `schema`'s type keyword allows (all, integer included, without one)."""
+    t = schema.get("type", ALL_TYPES + ("integer",))
+    return {t} if isinstance(t, str) else set(t)
+
+
 def _points_into(schema, tail: str) -> bool:
     """Does JSON pointer `tail` ("/properties/b/uniqueItems") name a place inside schema?"""
     node = schema
-    for part in tail.split("/")[1:]:
-        part = part.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return False
+    try:
+        for part in tail.split("/")[1:]:
+            node = pointer_child(node, unescape_pointer(part))
+    except KeyError:
+        return False
     return True
 
 
